@@ -1,0 +1,181 @@
+"""Sentinel-2 MSI: band names, wavelengths, spectral responses and L2A scaling.
+
+This module is the one place that owns these facts; everything else imports them.
+
+Spectral response functions (SRF) are ESA's (COPE-GSEG-EOPG-TN-15-0007 v3.0) for
+Sentinel-2A and 2B, shipped in ``sensors/data`` (see ``SOURCES.md`` there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+import torch
+from torch import nn
+
+from xr_physcube._data import read_table
+
+WAVELENGTHS_NM = np.arange(400, 2501)
+"""Spectral grid of the optical models: 400–2500 nm at 1 nm (2101 samples)."""
+
+
+@dataclass(frozen=True)
+class S2Band:
+    """One MSI band: name, central wavelength (nm, S2A) and native resolution (m)."""
+
+    name: str
+    central_wavelength_nm: float
+    resolution_m: int
+
+
+ALL_BANDS: tuple[S2Band, ...] = (
+    S2Band("B1", 442.7, 60),
+    S2Band("B2", 492.4, 10),
+    S2Band("B3", 559.8, 10),
+    S2Band("B4", 664.6, 10),
+    S2Band("B5", 704.1, 20),
+    S2Band("B6", 740.5, 20),
+    S2Band("B7", 782.8, 20),
+    S2Band("B8", 832.8, 10),
+    S2Band("B8A", 864.7, 20),
+    S2Band("B9", 945.1, 60),
+    S2Band("B10", 1373.5, 60),
+    S2Band("B11", 1613.7, 20),
+    S2Band("B12", 2202.4, 20),
+)
+ALL_BAND_NAMES: tuple[str, ...] = tuple(b.name for b in ALL_BANDS)
+BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
+"""The 10 land bands used by the biophysical models (B2–B8A, B11, B12)."""
+BAND_INFO: dict[str, S2Band] = {b.name: b for b in ALL_BANDS}
+
+SATELLITES: tuple[str, ...] = ("S2A", "S2B")
+"""Satellites whose SRFs are shipped. S2C is not available offline (see data/SOURCES.md)."""
+
+# L2A surface reflectance encoding (ESA, Sentinel-2 Products Specification Document).
+QUANTIFICATION_VALUE = 10000.0
+"""L2A BOA_QUANTIFICATION_VALUE: reflectance = (DN + offset) / 10000."""
+BOA_ADD_OFFSET_PB0400 = -1000.0
+"""BOA_ADD_OFFSET of processing baseline >= 04.00 (products since 25 Jan 2022)."""
+NODATA_DN = 0
+"""L2A digital number meaning "no data"."""
+
+# Scene classification (SCL) classes of L2A and those masked as invalid by default.
+SCL_CLASSES: dict[int, str] = {
+    0: "no_data",
+    1: "saturated_or_defective",
+    2: "dark_area_pixels",
+    3: "cloud_shadows",
+    4: "vegetation",
+    5: "not_vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud_medium_probability",
+    9: "cloud_high_probability",
+    10: "thin_cirrus",
+    11: "snow",
+}
+SCL_INVALID: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
+"""SCL classes masked by default: no data, defective, cloud shadow, clouds, cirrus."""
+
+
+def boa_offset(processing_baseline: str | float | None) -> float:
+    """BOA_ADD_OFFSET for an L2A processing baseline ("04.00", 4.0, ...).
+
+    Baselines before 04.00 have no offset. ``None`` (unknown) assumes the
+    current encoding (>= 04.00), which is what all reprocessed archives use.
+    """
+    if processing_baseline is None:
+        return BOA_ADD_OFFSET_PB0400
+    try:
+        baseline = float(processing_baseline)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"processing baseline must look like '04.00'; got {processing_baseline!r}"
+        ) from None
+    return BOA_ADD_OFFSET_PB0400 if baseline >= 4.0 else 0.0
+
+
+def dn_to_reflectance(dn: np.ndarray, processing_baseline: str | float | None = None):
+    """L2A digital numbers to surface reflectance (unitless); DN 0 (no data) becomes NaN."""
+    dn = np.asarray(dn)
+    refl = (dn.astype(np.float32) + boa_offset(processing_baseline)) / QUANTIFICATION_VALUE
+    return np.where(dn == NODATA_DN, np.float32(np.nan), refl)
+
+
+def reflectance_to_dn(refl: np.ndarray, processing_baseline: str | float | None = None):
+    """Surface reflectance to L2A digital numbers (uint16), the inverse of the above."""
+    dn = np.round(np.asarray(refl) * QUANTIFICATION_VALUE - boa_offset(processing_baseline))
+    return np.clip(dn, 1, 65535).astype(np.uint16)
+
+
+def check_bands(bands: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    unknown = [b for b in bands if b not in BAND_INFO]
+    if unknown:
+        raise ValueError(f"unknown Sentinel-2 band(s) {unknown}; valid: {list(ALL_BAND_NAMES)}")
+    return tuple(bands)
+
+
+def _check_satellite(satellite: str) -> str:
+    sat = satellite.upper().replace("SENTINEL-", "S").replace("SENTINEL", "S")
+    if sat == "S2C":
+        raise ValueError(
+            "Sentinel-2C spectral responses are not shipped (no offline source of "
+            "COPE-GSEG-EOPG-TN-15-0007 v4); use 'S2A' or 'S2B'"
+        )
+    if sat not in SATELLITES:
+        raise ValueError(f"unknown satellite {satellite!r}; valid: {list(SATELLITES)}")
+    return sat
+
+
+def _srf_table(satellite: str) -> np.ndarray:
+    table = read_table("xr_physcube.sensors", f"{satellite.lower()}_msi_srf.csv")
+    return np.column_stack([table[b] for b in ALL_BAND_NAMES])
+
+
+def spectral_response(
+    satellite: str = "S2A", bands: tuple[str, ...] | list[str] = BANDS
+) -> np.ndarray:
+    """Relative spectral response on :data:`WAVELENGTHS_NM`, shape (2101, n_bands)."""
+    sat = _check_satellite(satellite)
+    idx = [ALL_BAND_NAMES.index(b) for b in check_bands(bands)]
+    return _srf_table(sat)[:, idx].copy()
+
+
+def srf_weights(
+    satellite: str = "S2A",
+    bands: tuple[str, ...] | list[str] = BANDS,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """SRFs normalised to unit sum per band, shape (2101, n_bands), for ``spectra @ W``."""
+    srf = spectral_response(satellite, bands)
+    return torch.as_tensor(srf / srf.sum(axis=0, keepdims=True), dtype=dtype, device=device)
+
+
+class Sentinel2Bands(nn.Module):
+    """Convolve spectra (..., 2101) on 400–2500 nm with the MSI SRFs to (..., n_bands).
+
+    Args:
+        satellite: "S2A" or "S2B".
+        bands: band names, default the 10 land bands :data:`BANDS`; use
+            :data:`ALL_BAND_NAMES` for all 13.
+    """
+
+    def __init__(self, satellite: str = "S2A", bands: tuple[str, ...] | list[str] = BANDS):
+        super().__init__()
+        self.satellite = _check_satellite(satellite)
+        self.bands = check_bands(bands)
+        self.register_buffer(
+            "weights", srf_weights(self.satellite, self.bands, dtype=torch.float64)
+        )
+
+    def forward(self, spectra: torch.Tensor) -> torch.Tensor:
+        if spectra.shape[-1] != WAVELENGTHS_NM.size:
+            raise ValueError(
+                f"spectra must have {WAVELENGTHS_NM.size} samples (400–2500 nm at 1 nm) in "
+                f"the last dimension; got shape {tuple(spectra.shape)}"
+            )
+        return spectra @ self.weights.to(dtype=spectra.dtype, device=spectra.device)
+
+    def extra_repr(self) -> str:
+        return f"satellite={self.satellite!r}, bands={list(self.bands)}"
