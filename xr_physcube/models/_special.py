@@ -1,0 +1,98 @@
+"""Special functions missing from ``torch.special``, differentiable and batched."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_EULER_GAMMA = 0.5772156649015329
+_SERIES_TERMS = 24  # x <= 1: truncation error < 1 / (25 * 25!) ~ 3e-27
+_CF_DEPTH = 60  # x > 1: backward continued fraction, relative error < 1e-15 at x = 1
+
+
+def _exp1_series(x: torch.Tensor) -> torch.Tensor:
+    """E1(x) = -gamma - ln x - sum_{k>=1} (-x)^k / (k k!), for 0 < x <= 1."""
+    total = torch.zeros_like(x)
+    term = torch.ones_like(x)
+    for k in range(1, _SERIES_TERMS + 1):
+        term = term * (-x) / k
+        total = total + term / k
+    return -_EULER_GAMMA - torch.log(x) - total
+
+
+def _exp1_continued_fraction(x: torch.Tensor) -> torch.Tensor:
+    """E1(x) = exp(-x) / (x + 1 - 1/(x + 3 - 4/(x + 5 - ...))), for x > 1 (A&S 5.1.22)."""
+    tail = torch.zeros_like(x)
+    for k in range(_CF_DEPTH, 0, -1):
+        tail = (k * k) / (x + (2 * k + 1) - tail)
+    return torch.exp(-x) / (x + 1.0 - tail)
+
+
+class _Exp1(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        work = x.double() if x.dtype != torch.float64 else x
+        small = work <= 1.0
+        low = _exp1_series(torch.where(small, work, torch.ones_like(work)))
+        high = _exp1_continued_fraction(torch.where(small, torch.full_like(work, 2.0), work))
+        return torch.where(small, low, high).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * (-torch.exp(-x) / x)  # d E1 / dx = -exp(-x) / x
+
+
+def exp1(x: torch.Tensor) -> torch.Tensor:
+    """Exponential integral E1(x) = ∫_x^∞ e^-t / t dt for x > 0 (``scipy.special.exp1``).
+
+    Computed in float64 whatever the input dtype (series for x <= 1, continued
+    fraction above), accurate to ~1e-15 relative; differentiable, with the exact
+    derivative -exp(-x)/x (itself differentiable again).
+    """
+    return _Exp1.apply(x)
+
+
+def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
+    """Transmission of isotropic light through an absorbing plate of optical depth k >= 0.
+
+    tau(k) = (1 - k) e^-k + k^2 E1(k)  (Allen et al. 1969; tau(0) = 1). Its gradient
+    -2 e^-k + 2 k E1(k) stays finite at k = 0.
+    """
+    positive = k > 0
+    k_safe = torch.where(positive, k, torch.ones_like(k))
+    tau = (1.0 - k_safe) * torch.exp(-k_safe) + k_safe * k_safe * exp1(k_safe)
+    return torch.where(positive, tau, torch.ones_like(k))
+
+
+def isotropic_interface_transmissivity(alpha_deg: float, nr: torch.Tensor) -> torch.Tensor:
+    """Mean transmissivity of a dielectric plane surface for light within a solid angle.
+
+    Light incident within a cone of half-angle ``alpha_deg`` onto a surface of
+    refractive index ``nr`` (Stern 1964, Appl. Opt. 3:111; Allen 1973, JOSA 63:664).
+    """
+    n2 = nr * nr
+    npx = n2 + 1.0
+    nm = n2 - 1.0
+    a = (nr + 1.0) ** 2 / 2.0
+    k = -((n2 - 1.0) ** 2) / 4.0
+    sa2 = math.sin(math.radians(alpha_deg)) ** 2
+    if alpha_deg == 90.0:
+        b1 = torch.zeros_like(nr)
+    else:
+        b1 = torch.sqrt((sa2 - npx / 2.0) ** 2 + k)
+    b2 = sa2 - npx / 2.0
+    b = b1 - b2
+    ts = (k**2 / (6.0 * b**3) + k / b - b / 2.0) - (k**2 / (6.0 * a**3) + k / a - a / 2.0)
+    tp1 = -2.0 * n2 * (b - a) / npx**2
+    tp2 = -2.0 * n2 * npx * torch.log(b / a) / nm**2
+    tp3 = n2 * (1.0 / b - 1.0 / a) / 2.0
+    tp4 = (
+        16.0 * n2**2 * (n2**2 + 1.0)
+        * torch.log((2.0 * npx * b - nm**2) / (2.0 * npx * a - nm**2))
+        / (npx**3 * nm**2)
+    )
+    tp5 = 16.0 * n2**3 * (1.0 / (2.0 * npx * b - nm**2) - 1.0 / (2.0 * npx * a - nm**2)) / npx**3
+    return (ts + tp1 + tp2 + tp3 + tp4 + tp5) / (2.0 * sa2)

@@ -1,0 +1,191 @@
+"""PROSAIL: PROSPECT leaf optics inside the 4SAIL canopy model, batched and differentiable.
+
+Jacquemoud et al. (2009), *PROSPECT+SAIL models: a review of use for vegetation
+characterization*, RSE 113:S56–S66. Leaf model: :mod:`xr_physcube.models.prospect`;
+canopy model: :mod:`xr_physcube.models.sail`; optional band convolution with a
+sensor module such as :class:`xr_physcube.sensors.sentinel2.Sentinel2Bands`.
+
+Parameters may have any broadcastable batch shape; outputs have that shape plus a
+spectral dimension (2101 wavelengths, or the sensor's bands). dtype and device follow
+the inputs (float32 or float64, CPU or CUDA); gradients flow to every parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from xr_physcube.models import prospect as _prospect
+from xr_physcube.models import sail as _sail
+from xr_physcube.models.prospect import LeafParameters, Prospect, ProspectVersion
+from xr_physcube.models.sail import (
+    CanopyParameters,
+    LidfType,
+    SailReflectance,
+    ViewGeometry,
+    angular_factors,
+    check_verhoef_lidf,
+    leaf_angle_distribution,
+    sail_spectral,
+    soil_reflectance,
+)
+from xr_physcube.parameters import TensorParameters, as_tensors, spec_field
+
+DEFAULT_CHUNK = 1024
+"""Spectra computed at once; keeps the working set in the CPU cache (faster than one pass)."""
+
+
+@dataclass
+class ProsailParameters(TensorParameters):
+    """All PROSAIL inputs (leaf, canopy, soil, geometry, sky fraction) in one typed set.
+
+    Field specs (units, bounds, defaults) are those declared in
+    :mod:`~xr_physcube.models.prospect` and :mod:`~xr_physcube.models.sail`.
+    """
+
+    N: torch.Tensor | float = spec_field(_prospect.N)
+    cab: torch.Tensor | float = spec_field(_prospect.CAB)
+    car: torch.Tensor | float = spec_field(_prospect.CAR)
+    anth: torch.Tensor | float = spec_field(_prospect.ANTH)
+    cbrown: torch.Tensor | float = spec_field(_prospect.CBROWN)
+    cw: torch.Tensor | float = spec_field(_prospect.CW)
+    cm: torch.Tensor | float = spec_field(_prospect.CM)
+    lai: torch.Tensor | float = spec_field(_sail.LAI)
+    ala: torch.Tensor | float = spec_field(_sail.ALA)
+    lidfa: torch.Tensor | float = spec_field(_sail.LIDFA)
+    lidfb: torch.Tensor | float = spec_field(_sail.LIDFB)
+    hspot: torch.Tensor | float = spec_field(_sail.HSPOT)
+    psoil: torch.Tensor | float = spec_field(_sail.PSOIL)
+    rsoil: torch.Tensor | float = spec_field(_sail.RSOIL)
+    tts: torch.Tensor | float = spec_field(_sail.TTS)
+    tto: torch.Tensor | float = spec_field(_sail.TTO)
+    psi: torch.Tensor | float = spec_field(_sail.PSI)
+    skyl: torch.Tensor | float = spec_field(_sail.SKYL)
+
+    def leaf(self) -> LeafParameters:
+        return LeafParameters(**{k: getattr(self, k) for k in LeafParameters.parameter_set()})
+
+    def canopy(self) -> CanopyParameters:
+        return CanopyParameters(**{k: getattr(self, k) for k in CanopyParameters.parameter_set()})
+
+    def geometry(self) -> ViewGeometry:
+        return ViewGeometry(**{k: getattr(self, k) for k in ViewGeometry.parameter_set()})
+
+
+PROSAIL_PARAMETERS = ProsailParameters.parameter_set()
+
+
+class Prosail(nn.Module):
+    """PROSAIL as an ``nn.Module``.
+
+    Args:
+        version: PROSPECT version, "D" (default) or "5".
+        lidf_type: "campbell" (uses ``ala``) or "verhoef" (uses ``lidfa``, ``lidfb``).
+        sensor: optional module mapping spectra (..., 2101) to bands, e.g.
+            ``Sentinel2Bands()``; then every output term is band-convolved.
+        validate: raise ``ValueError`` on NaN or out-of-range parameters.
+        chunk_size: spectra computed per pass over the flattened batch.
+
+    ``forward(params: ProsailParameters) -> SailReflectance``.
+    """
+
+    def __init__(
+        self,
+        version: ProspectVersion = "D",
+        lidf_type: LidfType = "campbell",
+        sensor: nn.Module | None = None,
+        validate: bool = True,
+        chunk_size: int = DEFAULT_CHUNK,
+    ):
+        super().__init__()
+        if lidf_type not in ("campbell", "verhoef"):
+            raise ValueError(f"lidf_type must be 'campbell' or 'verhoef'; got {lidf_type!r}")
+        self.leaf_model = Prospect(version)
+        self.lidf_type = lidf_type
+        self.sensor = sensor
+        self.validate = validate
+        self.chunk_size = chunk_size
+
+    @property
+    def version(self) -> str:
+        return self.leaf_model.version
+
+    def extra_repr(self) -> str:
+        return f"lidf_type={self.lidf_type!r}, validate={self.validate}"
+
+    def forward(self, params: ProsailParameters) -> SailReflectance:
+        return self.run(params, self.validate)
+
+    def run(self, params: ProsailParameters, validate: bool) -> SailReflectance:
+        """Like ``forward`` with an explicit validation switch (thread-safe)."""
+        values = params.as_dict()
+        if validate:
+            PROSAIL_PARAMETERS.validate(values, f"PROSAIL-{self.version}")
+            if self.lidf_type == "verhoef":
+                check_verhoef_lidf(values["lidfa"], values["lidfb"])
+        t = as_tensors(values)
+        shape = next(iter(t.values())).shape
+        flat = {k: v.reshape(-1) for k, v in t.items()}
+        n = flat["lai"].numel()
+        parts = [
+            self._run_flat({k: v[i : i + self.chunk_size] for k, v in flat.items()})
+            for i in range(0, max(n, 1), self.chunk_size)
+        ]
+        joined = [torch.cat(terms, dim=0) for terms in zip(*parts, strict=True)]
+        return SailReflectance(*(x.reshape(*shape, x.shape[-1]) for x in joined))
+
+    def _run_flat(self, t: dict[str, torch.Tensor]) -> SailReflectance:
+        leaf = LeafParameters(**{k: t[k] for k in LeafParameters.parameter_set()})
+        optics = self.leaf_model.run(leaf, validate=False)
+        lidf = leaf_angle_distribution(self.lidf_type, t["ala"], t["lidfa"], t["lidfb"])
+        factors = angular_factors(
+            lidf, t["lai"].double(), t["hspot"].double(),
+            t["tts"].double(), t["tto"].double(), t["psi"].double(),
+        )
+        soil = soil_reflectance(t["psoil"], t["rsoil"])
+        out = sail_spectral(
+            optics.reflectance, optics.transmittance, soil, t["lai"], factors, t["skyl"]
+        )
+        if self.sensor is not None:
+            out = SailReflectance(*(self.sensor(x) for x in out))
+        return out
+
+
+_MODELS: dict[tuple[str, str], Prosail] = {}
+
+
+def prosail(
+    params: ProsailParameters | None = None,
+    *,
+    version: ProspectVersion = "D",
+    lidf_type: LidfType = "campbell",
+    validate: bool = True,
+    **kwargs: torch.Tensor | float,
+) -> SailReflectance:
+    """Run PROSAIL on full spectra (400–2500 nm at 1 nm).
+
+    Args:
+        params: a :class:`ProsailParameters`, or its fields as keyword arguments
+            (missing ones take their defaults). Main ranges: ``N`` 1–3.5, ``cab``
+            0–120 µg/cm², ``car`` 0–40 µg/cm², ``anth`` 0–40 µg/cm², ``cbrown`` 0–2,
+            ``cw`` 0–0.1 cm, ``cm`` 0–0.05 g/cm², ``lai`` 0–10 m²/m², ``ala`` 0–90°,
+            ``lidfa``/``lidfb`` with |a|+|b| <= 1, ``hspot`` 0–1, ``psoil`` 0–1,
+            ``rsoil`` 0–1.5, ``tts``/``tto`` 0–80°, ``psi`` 0–360°, ``skyl`` 0–1.
+        version: PROSPECT "D" or "5".
+        lidf_type: "campbell" or "verhoef".
+        validate: raise ``ValueError`` on NaN or out-of-range inputs.
+
+    Returns:
+        :class:`~xr_physcube.models.sail.SailReflectance` (rsot, rdot, rsdt, rddt,
+        reflectance), each of shape (..., 2101).
+    """
+    if params is None:
+        params = ProsailParameters(**kwargs)
+    elif kwargs:
+        raise TypeError("give either a ProsailParameters or keyword arguments, not both")
+    key = (str(version).upper(), lidf_type)
+    if key not in _MODELS:
+        _MODELS[key] = Prosail(version, lidf_type)
+    return _MODELS[key].run(params, validate)
