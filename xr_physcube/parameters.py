@@ -14,12 +14,12 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, Union
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 
-TensorLike = Union[torch.Tensor, np.ndarray, float, int]
+TensorLike = torch.Tensor | np.ndarray | float | int
 """A scalar or array; converted to a tensor and broadcast against the others."""
 
 

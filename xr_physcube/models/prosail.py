@@ -19,8 +19,9 @@ from torch import nn
 
 from xr_physcube.models import prospect as _prospect
 from xr_physcube.models import sail as _sail
-from xr_physcube.models.prospect import LeafParameters, Prospect, ProspectVersion
+from xr_physcube.models.prospect import LeafParameters, Prospect, ProspectVersion, leaf_optics
 from xr_physcube.models.sail import (
+    AngularFactors,
     CanopyParameters,
     LidfType,
     SailReflectance,
@@ -126,23 +127,30 @@ class Prosail(nn.Module):
             if self.lidf_type == "verhoef":
                 check_verhoef_lidf(values["lidfa"], values["lidfb"])
         t = as_tensors(values)
-        shape = next(iter(t.values())).shape
+        shape = t["lai"].shape
         flat = {k: v.reshape(-1) for k, v in t.items()}
+        # Angular terms are cheap per sample: compute them once, in float64.
+        lidf = leaf_angle_distribution(self.lidf_type, flat["ala"], flat["lidfa"], flat["lidfb"])
+        factors = angular_factors(
+            lidf, *(flat[k].double() for k in ("lai", "hspot", "tts", "tto", "psi"))
+        )
         n = flat["lai"].numel()
-        parts = [
-            self._run_flat({k: v[i : i + self.chunk_size] for k, v in flat.items()})
-            for i in range(0, max(n, 1), self.chunk_size)
-        ]
+        parts = []
+        for i in range(0, max(n, 1), self.chunk_size):
+            chunk = slice(i, i + self.chunk_size)
+            parts.append(
+                self._spectral(
+                    {k: v[chunk] for k, v in flat.items()},
+                    AngularFactors(*(f[chunk] for f in factors)),
+                )
+            )
         joined = [torch.cat(terms, dim=0) for terms in zip(*parts, strict=True)]
         return SailReflectance(*(x.reshape(*shape, x.shape[-1]) for x in joined))
 
-    def _run_flat(self, t: dict[str, torch.Tensor]) -> SailReflectance:
-        leaf = LeafParameters(**{k: t[k] for k in LeafParameters.parameter_set()})
-        optics = self.leaf_model.run(leaf, validate=False)
-        lidf = leaf_angle_distribution(self.lidf_type, t["ala"], t["lidfa"], t["lidfb"])
-        factors = angular_factors(
-            lidf, t["lai"].double(), t["hspot"].double(),
-            t["tts"].double(), t["tto"].double(), t["psi"].double(),
+    def _spectral(self, t: dict[str, torch.Tensor], factors: AngularFactors) -> SailReflectance:
+        contents = torch.stack([t[c] for c in self.leaf_model.constituents], dim=-1)
+        optics = leaf_optics(
+            t["N"], contents, self.leaf_model.specific_absorption, self.leaf_model.interface
         )
         soil = soil_reflectance(t["psoil"], t["rsoil"])
         out = sail_spectral(

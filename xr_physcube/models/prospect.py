@@ -122,9 +122,7 @@ class Prospect(nn.Module):
             LEAF_PARAMETERS.validate(values, f"PROSPECT-{self.version}")
         t = as_tensors(values)
         contents = torch.stack([t[c] for c in self.constituents], dim=-1)
-        return leaf_optics(
-            t["N"], contents, self.specific_absorption, self.interface
-        )
+        return leaf_optics(t["N"], contents, self.specific_absorption, self.interface)
 
 
 def _any_nonzero(value) -> bool:

@@ -34,15 +34,21 @@ from xr_physcube.parameters import ParameterSpec, TensorParameters, spec_field
 LidfType = Literal["campbell", "verhoef"]
 
 LAI = ParameterSpec("lai", "leaf area index", "m2 m-2", 0.0, 10.0, 2.0)
-ALA = ParameterSpec("ala", "average leaf inclination angle (Campbell LIDF)", "degree", 0.0, 90.0, 57.0)
+ALA = ParameterSpec(
+    "ala", "average leaf inclination angle (Campbell LIDF)", "degree", 0.0, 90.0, 57.0
+)
 LIDFA = ParameterSpec("lidfa", "Verhoef LIDF parameter a (mean slope)", "1", -1.0, 1.0, -0.35)
 LIDFB = ParameterSpec("lidfb", "Verhoef LIDF parameter b (bimodality)", "1", -1.0, 1.0, -0.15)
-HSPOT = ParameterSpec("hspot", "hot-spot parameter (leaf size / canopy height)", "1", 0.0, 1.0, 0.01)
+HSPOT = ParameterSpec(
+    "hspot", "hot-spot parameter (leaf size / canopy height)", "1", 0.0, 1.0, 0.01
+)
 PSOIL = ParameterSpec("psoil", "soil dryness (weight of the dry soil spectrum)", "1", 0.0, 1.0, 1.0)
 RSOIL = ParameterSpec("rsoil", "soil brightness factor", "1", 0.0, 1.5, 1.0)
 TTS = ParameterSpec("tts", "solar zenith angle", "degree", 0.0, 80.0, 30.0)
 TTO = ParameterSpec("tto", "view zenith angle", "degree", 0.0, 80.0, 0.0)
-PSI = ParameterSpec("psi", "relative azimuth between sun and view directions", "degree", 0.0, 360.0, 0.0)
+PSI = ParameterSpec(
+    "psi", "relative azimuth between sun and view directions", "degree", 0.0, 360.0, 0.0
+)
 SKYL = ParameterSpec("skyl", "fraction of diffuse sky irradiance", "1", 0.0, 1.0, 0.0)
 
 N_LIDF_CLASSES = 18

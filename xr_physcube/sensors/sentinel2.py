@@ -9,6 +9,7 @@ Sentinel-2A and 2B, shipped in ``sensors/data`` (see ``SOURCES.md`` there).
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
