@@ -63,16 +63,16 @@ class ParameterSpec:
     def check(self, value: TensorLike, context: str = "") -> None:
         """Raise ``ValueError`` if ``value`` has NaN or lies outside the bounds."""
         data = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-        where = f" ({context})" if context else ""
+        where = f"{context}: " if context else ""
         if data.is_floating_point() and bool(torch.isnan(data).any()):
             raise ValueError(
-                f"parameter '{self.name}'{where} ({self.long_name}) contains NaN; "
+                f"{where}parameter '{self.name}' ({self.long_name}) contains NaN; "
                 f"valid range is {self.range_text}"
             )
         lo, hi = float(data.min()), float(data.max())
         if lo < self.lower or hi > self.upper:
             raise ValueError(
-                f"parameter '{self.name}'{where} ({self.long_name}) must lie in "
+                f"{where}parameter '{self.name}' ({self.long_name}) must lie in "
                 f"{self.range_text}; got values in [{lo:g}, {hi:g}]"
             )
 

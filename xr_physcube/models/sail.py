@@ -168,6 +168,10 @@ def lidf_verhoef(lidfa: torch.Tensor, lidfb: torch.Tensor) -> torch.Tensor:
             lo = torch.where(above, lo, mid)
             hi = torch.where(above, mid, hi)
         x = 0.5 * (lo + hi)
+        # the end points are exact roots (F(0°) = 0, F(90°) = 1); bisection is ill
+        # conditioned there when |a| -> 1 (residual ~ x^3), so pin them.
+        x[..., 0] = p[..., 0]
+        x[..., -1] = p[..., -1]
     slope = (1.0 - a * torch.cos(x) - b * torch.cos(2.0 * x)).detach().clamp_min(1e-12)
     x = x - (residual(x, a, b) - residual(x, ad, bd)) / slope
     cdf = (2.0 * x - p) / math.pi
