@@ -1,0 +1,430 @@
+"""Sentinel-1 C-band backscatter: bare-soil models inside the Water Cloud Model.
+
+Bare soil (linear sigma0, m²/m²):
+
+* **Oh 2004** — Oh, Y. (2004), *Quantitative retrieval of soil moisture content and
+  surface roughness from multipolarized radar observations of bare soil surfaces*,
+  IEEE TGRS 42(3):596–601. Inputs: mv (m³/m³), ks, θ; no dielectric model needed::
+
+      σvh = 0.11 mv^0.7 cos^2.2 θ (1 − exp(−0.32 ks^1.8))
+      q   = σvh/σvv = 0.095 (0.13 + sin 1.5θ)^1.4 (1 − exp(−1.3 ks^0.9))
+      p   = σhh/σvv = 1 − (2θ/π)^(0.35 mv^−0.65) exp(−0.4 ks^1.4)
+
+  Calibrated on 0.13 ≤ ks ≤ 6.98, 0.04 ≤ mv ≤ 0.291, 10° ≤ θ ≤ 70°.
+* **Dubois 1995** — Dubois, P. C., van Zyl, J., Engman, T. (1995), *Measuring soil
+  moisture with imaging radars*, IEEE TGRS 33(4):915–926::
+
+      σvv = 10^−2.35 (cos³θ / sin³θ) 10^(0.046 ε' tanθ) (ks sinθ)^1.1 λ^0.7
+      σhh = 10^−2.75 (cos^1.5θ / sin^5θ) 10^(0.028 ε' tanθ) (ks sinθ)^1.4 λ^0.7
+
+  (λ in cm; valid for ks ≤ 2.5, mv ≤ 0.35, θ ≥ 30°). ε' comes from
+  :func:`~xr_physcube.models.dielectric.hallikainen` (default) or
+  :func:`~xr_physcube.models.dielectric.dobson`. Dubois has no cross-polarised
+  model: with ``soil_model="dubois"`` the VH soil term is Oh (2004)'s σvh.
+
+Vegetation: **Water Cloud Model**, Attema, E. P. W. & Ulaby, F. T. (1978), *Vegetation
+modeled as a water cloud*, Radio Science 13(2):357–364, with the exponent on the
+descriptor of Prévot, Champion & Guyot (1993), RSE 46(3):331–339::
+
+    τ² = exp(−2 B V / cos θ)
+    σ0 = A V^E cos θ (1 − τ²) + τ² σ0_soil          (per polarisation)
+
+with V the leaf area index (``descriptor="lai"``) or NDVI (``descriptor="ndvi"``).
+Default coefficients: :data:`WCM_COEFFICIENTS` (sources there).
+
+All functions are batched over any broadcastable shape, follow the inputs' dtype and
+device and are differentiable w.r.t. every continuous input and coefficient.
+Frequency, wavelength and dB conversion come from :mod:`xr_physcube.sensors.sentinel1`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+from xr_physcube.models import sail as _sail
+from xr_physcube.models.dielectric import CLAY, MV, SAND, dobson, hallikainen
+from xr_physcube.parameters import (
+    ParameterSet,
+    ParameterSpec,
+    TensorLike,
+    TensorParameters,
+    as_tensors,
+    deg2rad,
+    spec_field,
+)
+from xr_physcube.sensors import sentinel1 as s1
+from xr_physcube.sensors.sentinel1 import db_to_linear, linear_to_db
+
+SoilModel = Literal["oh", "dubois"]
+Descriptor = Literal["lai", "ndvi"]
+DielectricModel = Literal["hallikainen", "dobson"]
+
+__all__ = [
+    "MV", "HRMS", "THETA", "LAI", "NDVI", "SAND", "CLAY",
+    "SoilParameters", "VegetationParameters", "WcmCoefficients", "WCM_COEFFICIENTS",
+    "Backscatter", "BareSoilBackscatter", "oh2004", "dubois1995", "bare_soil_backscatter",
+    "water_cloud", "water_cloud_backscatter", "WaterCloud", "to_db", "db_to_linear",
+]  # fmt: skip
+
+# --- Input specifications (declared once; MV, SAND, CLAY live in models.dielectric,
+# LAI in models.sail, and are re-exported here).
+HRMS = ParameterSpec("hrms", "soil surface rms height", "cm", 0.1, 5.0, 1.0)
+THETA = ParameterSpec("theta", "radar incidence angle", "degree", 10.0, 70.0, 38.0)
+LAI = _sail.LAI
+NDVI = ParameterSpec("ndvi", "normalized difference vegetation index", "1", 0.0, 1.0, 0.5)
+
+A_VV = ParameterSpec("a_vv", "WCM vegetation backscatter coefficient A, VV", "1", 0.0, 1.0, 0.019)
+B_VV = ParameterSpec("b_vv", "WCM attenuation coefficient B, VV", "1", 0.0, 3.0, 0.126)
+E_VV = ParameterSpec("e_vv", "WCM exponent E of the descriptor, VV", "1", 0.0, 3.0, 1.0)
+A_VH = ParameterSpec("a_vh", "WCM vegetation backscatter coefficient A, VH", "1", 0.0, 1.0, 0.006)
+B_VH = ParameterSpec("b_vh", "WCM attenuation coefficient B, VH", "1", 0.0, 3.0, 0.025)
+E_VH = ParameterSpec("e_vh", "WCM exponent E of the descriptor, VH", "1", 0.0, 3.0, 1.0)
+
+WCM_COEFFICIENTS: dict[str, dict[str, float]] = {
+    # Baghdadi, N., El Hajj, M., Zribi, M., Bousbih, S. (2017), "Calibration of the Water
+    # Cloud Model at C-band for winter crop fields and grasslands", Remote Sensing
+    # 9(9):969: WCM with V1 = V2 = NDVI, soil term from the calibrated IEM, fitted on
+    # Sentinel-1/RADARSAT-2 data over agricultural fields; the same coefficients are used
+    # by El Hajj et al. (2017), Remote Sensing 9(12):1292, for S1+S2 soil moisture maps.
+    # NOTE: transcribed from memory of the paper (no copy was reachable offline):
+    # verify against its Table before relying on them.
+    "ndvi": {"a_vv": 0.0950, "b_vv": 0.5513, "e_vv": 1.0,
+             "a_vh": 0.0293, "b_vh": 0.1309, "e_vh": 1.0},
+    # LAI form (E = 1, Attema & Ulaby 1978): no S1 calibration with LAI was available
+    # offline, so A and B were derived by least squares (LAI 0-6, theta 29-46 deg, soil
+    # sigma0 -18..-7 dB VV / -28..-16 dB VH; RMS 0.9 dB) to reproduce the NDVI model above
+    # composed with the NDVI-LAI relation NDVI = 0.90 - 0.75 exp(-0.6 LAI) (form of Baret &
+    # Guyot 1991, RSE 35:161-173). Indicative defaults: calibrate per crop (WaterCloud with
+    # learnable=True).
+    "lai": {"a_vv": 0.019, "b_vv": 0.126, "e_vv": 1.0,
+            "a_vh": 0.006, "b_vh": 0.025, "e_vh": 1.0},
+}  # fmt: skip
+"""Published/derived default WCM coefficients per vegetation descriptor (see comments)."""
+
+
+@dataclass
+class SoilParameters(TensorParameters):
+    """Bare-soil inputs and geometry. Defaults: a moist, moderately rough loam at 38°."""
+
+    mv: torch.Tensor | float = spec_field(MV)
+    hrms: torch.Tensor | float = spec_field(HRMS)
+    theta: torch.Tensor | float = spec_field(THETA)
+    sand: torch.Tensor | float = spec_field(SAND)
+    clay: torch.Tensor | float = spec_field(CLAY)
+
+
+@dataclass
+class VegetationParameters(TensorParameters):
+    """Vegetation descriptors of the WCM; the model uses ``lai`` or ``ndvi`` (its descriptor)."""
+
+    lai: torch.Tensor | float = spec_field(LAI)
+    ndvi: torch.Tensor | float = spec_field(NDVI)
+
+
+@dataclass
+class WcmCoefficients(TensorParameters):
+    """Per-polarisation WCM coefficients A, B (and exponent E) for one descriptor.
+
+    Field defaults are the LAI-form values; use :meth:`published` to get the defaults
+    of a descriptor (see :data:`WCM_COEFFICIENTS` for their sources).
+    """
+
+    a_vv: torch.Tensor | float = spec_field(A_VV)
+    b_vv: torch.Tensor | float = spec_field(B_VV)
+    e_vv: torch.Tensor | float = spec_field(E_VV)
+    a_vh: torch.Tensor | float = spec_field(A_VH)
+    b_vh: torch.Tensor | float = spec_field(B_VH)
+    e_vh: torch.Tensor | float = spec_field(E_VH)
+
+    @classmethod
+    def published(cls, descriptor: Descriptor = "lai", **overrides: TensorLike) -> WcmCoefficients:
+        """Default coefficients for ``descriptor`` ("lai" or "ndvi"), optionally overridden."""
+        return cls(**{**WCM_COEFFICIENTS[_check_descriptor(descriptor)], **overrides})
+
+
+SOIL_PARAMETERS: ParameterSet = SoilParameters.parameter_set()
+VEGETATION_PARAMETERS: ParameterSet = VegetationParameters.parameter_set()
+WCM_PARAMETERS: ParameterSet = WcmCoefficients.parameter_set()
+
+
+class BareSoilBackscatter(NamedTuple):
+    """Bare-soil sigma0 (linear, m²/m²) for VV, VH and HH."""
+
+    vv: torch.Tensor
+    vh: torch.Tensor
+    hh: torch.Tensor
+
+
+class Backscatter(NamedTuple):
+    """Total sigma0 (linear, m²/m²) for Sentinel-1 polarisations VV and VH."""
+
+    vv: torch.Tensor
+    vh: torch.Tensor
+
+
+def to_db(sigma0: Backscatter | BareSoilBackscatter | torch.Tensor, floor: float | None = None):
+    """Linear sigma0 (a tensor or a Backscatter tuple) to dB via :func:`sentinel1.linear_to_db`."""
+    if isinstance(sigma0, tuple):
+        return type(sigma0)(*(linear_to_db(v, floor) for v in sigma0))
+    return linear_to_db(sigma0, floor)
+
+
+def _check_descriptor(descriptor: str) -> Descriptor:
+    if descriptor not in ("lai", "ndvi"):
+        raise ValueError(f"descriptor must be 'lai' or 'ndvi'; got {descriptor!r}")
+    return descriptor  # type: ignore[return-value]
+
+
+def _check_soil_model(soil_model: str) -> SoilModel:
+    if soil_model not in ("oh", "dubois"):
+        raise ValueError(f"soil_model must be 'oh' or 'dubois'; got {soil_model!r}")
+    return soil_model  # type: ignore[return-value]
+
+
+# --- Bare soil ------------------------------------------------------------------------
+
+
+def oh2004(mv: torch.Tensor, ks: torch.Tensor, theta_rad: torch.Tensor) -> BareSoilBackscatter:
+    """Oh (2004) bare-soil sigma0 from mv (m³/m³), ks = k·hrms and θ (radians)."""
+    cos_t = torch.cos(theta_rad)
+    vh = 0.11 * mv.pow(0.7) * cos_t.pow(2.2) * (1.0 - torch.exp(-0.32 * ks.pow(1.8)))
+    q = 0.095 * (0.13 + torch.sin(1.5 * theta_rad)).pow(1.4) * (1.0 - torch.exp(-1.3 * ks.pow(0.9)))
+    vv = vh / q
+    p = 1.0 - (theta_rad / (math.pi / 2)).pow(0.35 * mv.pow(-0.65)) * torch.exp(-0.4 * ks.pow(1.4))
+    return BareSoilBackscatter(vv, vh, p * vv)
+
+
+def dubois1995(
+    eps_real: torch.Tensor,
+    ks: torch.Tensor,
+    theta_rad: torch.Tensor,
+    wavelength_cm: float = s1.WAVELENGTH_CM,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dubois et al. (1995) co-polarised sigma0 (VV, HH) from ε', ks and θ (radians)."""
+    cos_t, sin_t, tan_t = torch.cos(theta_rad), torch.sin(theta_rad), torch.tan(theta_rad)
+    ks_sin = ks * sin_t
+    lam = wavelength_cm**0.7
+    vv = (
+        10.0**-2.35
+        * cos_t.pow(3)
+        / sin_t.pow(3)
+        * torch.pow(10.0, 0.046 * eps_real * tan_t)
+        * ks_sin.pow(1.1)
+        * lam
+    )
+    hh = (
+        10.0**-2.75
+        * cos_t.pow(1.5)
+        / sin_t.pow(5)
+        * torch.pow(10.0, 0.028 * eps_real * tan_t)
+        * ks_sin.pow(1.4)
+        * lam
+    )
+    return vv, hh
+
+
+def bare_soil_backscatter(
+    soil: SoilParameters | None = None,
+    *,
+    soil_model: SoilModel = "oh",
+    dielectric: DielectricModel = "hallikainen",
+    frequency_ghz: float = s1.FREQUENCY_GHZ,
+    validate: bool = True,
+    **kwargs: TensorLike,
+) -> BareSoilBackscatter:
+    """Bare-soil sigma0 (linear) at C band for VV, VH, HH.
+
+    Args:
+        soil: a :class:`SoilParameters`, or give its fields as keywords (``mv``
+            0.02–0.5 m³/m³, ``hrms`` 0.1–5 cm, ``theta`` 10–70°, ``sand``/``clay``
+            fractions, used by Dubois through the dielectric model).
+        soil_model: "oh" (Oh 2004, VV/VH/HH) or "dubois" (Dubois 1995 VV/HH; VH from Oh 2004).
+        dielectric: "hallikainen" or "dobson" (only used by Dubois).
+        frequency_ghz: radar frequency (default Sentinel-1, 5.405 GHz).
+        validate: raise ``ValueError`` on NaN or out-of-range inputs.
+    """
+    soil = _soil_from(soil, kwargs)
+    soil_model = _check_soil_model(soil_model)
+    values = soil.as_dict()
+    if validate:
+        SOIL_PARAMETERS.validate(values, f"bare soil ({soil_model})")
+    t = as_tensors(values)
+    wavelength_cm = s1.SPEED_OF_LIGHT_M_S / (frequency_ghz * 1e9) * 100.0
+    ks = (2.0 * math.pi / wavelength_cm) * t["hrms"]
+    theta = deg2rad(t["theta"])
+    oh = oh2004(t["mv"], ks, theta)
+    if soil_model == "oh":
+        return oh
+    if dielectric == "hallikainen":
+        eps = hallikainen(t["mv"], t["sand"], t["clay"], frequency_ghz, validate=False)
+    elif dielectric == "dobson":
+        eps = dobson(t["mv"], t["sand"], t["clay"], frequency_ghz, validate=False)
+    else:
+        raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {dielectric!r}")
+    vv, hh = dubois1995(eps.real, ks, theta, wavelength_cm)
+    return BareSoilBackscatter(vv, oh.vh, hh)
+
+
+# --- Water Cloud Model ----------------------------------------------------------------
+
+
+def _safe_pow(v: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """v**e for v >= 0 with 0**e = 0 and finite gradients at v = 0."""
+    positive = v > 0
+    v_safe = torch.where(positive, v, torch.ones_like(v))
+    return torch.where(positive, v_safe.pow(e), torch.zeros_like(v))
+
+
+def water_cloud(
+    soil_sigma0: torch.Tensor,
+    descriptor: torch.Tensor,
+    theta_rad: torch.Tensor,
+    a: torch.Tensor | float,
+    b: torch.Tensor | float,
+    e: torch.Tensor | float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One polarisation of the WCM: returns (total, vegetation term, two-way τ²)."""
+    cos_t = torch.cos(theta_rad)
+    e = torch.as_tensor(e, dtype=descriptor.dtype, device=descriptor.device)
+    tau2 = torch.exp(-2.0 * b * descriptor / cos_t)
+    veg = a * _safe_pow(descriptor, e) * cos_t * (1.0 - tau2)
+    return veg + tau2 * soil_sigma0, veg, tau2
+
+
+def water_cloud_backscatter(
+    mv: TensorLike = MV.default,
+    hrms: TensorLike = HRMS.default,
+    theta: TensorLike = THETA.default,
+    lai: TensorLike | None = None,
+    ndvi: TensorLike | None = None,
+    *,
+    sand: TensorLike = SAND.default,
+    clay: TensorLike = CLAY.default,
+    coefficients: WcmCoefficients | None = None,
+    soil_model: SoilModel = "oh",
+    dielectric: DielectricModel = "hallikainen",
+    validate: bool = True,
+) -> Backscatter:
+    """Sentinel-1 VV/VH sigma0 (linear) of a vegetated field: WCM over a bare-soil model.
+
+    Args:
+        mv: volumetric soil moisture, m³/m³ (0.02–0.5).
+        hrms: surface rms height, cm (0.1–5).
+        theta: incidence angle, degrees (10–70; Sentinel-1 IW is 29.1–46°).
+        lai: leaf area index, m²/m² (0–10) — gives ``descriptor="lai"``; or
+        ndvi: NDVI (0–1) — gives ``descriptor="ndvi"``. Exactly one must be given.
+        sand, clay: soil texture fractions (Dubois' dielectric model only).
+        coefficients: WCM A/B/E; default :meth:`WcmCoefficients.published` for the descriptor.
+        soil_model: "oh" or "dubois"; dielectric: "hallikainen" or "dobson".
+        validate: raise ``ValueError`` on NaN or out-of-range inputs.
+
+    Returns:
+        :class:`Backscatter` (vv, vh), linear sigma0 with the broadcast batch shape;
+        use :func:`to_db` for decibels.
+    """
+    if (lai is None) == (ndvi is None):
+        raise ValueError("give exactly one vegetation descriptor: lai=... or ndvi=...")
+    descriptor: Descriptor = "lai" if lai is not None else "ndvi"
+    value = lai if lai is not None else ndvi
+    coefficients = coefficients or WcmCoefficients.published(descriptor)
+    soil = SoilParameters(mv=mv, hrms=hrms, theta=theta, sand=sand, clay=clay)
+    return _run_wcm(
+        soil, descriptor, value, coefficients.as_dict(), soil_model, dielectric, validate
+    )
+
+
+def _run_wcm(
+    soil: SoilParameters,
+    descriptor: Descriptor,
+    value: TensorLike,
+    coeffs: dict[str, TensorLike],
+    soil_model: SoilModel,
+    dielectric: DielectricModel,
+    validate: bool,
+) -> Backscatter:
+    spec = LAI if descriptor == "lai" else NDVI
+    if validate:
+        spec.check(value, f"Water Cloud Model ({descriptor})")
+        WCM_PARAMETERS.validate(coeffs, "Water Cloud Model coefficients")
+    bare = bare_soil_backscatter(
+        soil, soil_model=soil_model, dielectric=dielectric, validate=validate
+    )
+    t = as_tensors({"v": value, "theta": soil.theta, "vv": bare.vv, "vh": bare.vh})
+    c = {k: torch.as_tensor(v, dtype=t["v"].dtype, device=t["v"].device) for k, v in coeffs.items()}
+    theta = deg2rad(t["theta"])
+    vv, _, _ = water_cloud(t["vv"], t["v"], theta, c["a_vv"], c["b_vv"], c["e_vv"])
+    vh, _, _ = water_cloud(t["vh"], t["v"], theta, c["a_vh"], c["b_vh"], c["e_vh"])
+    return Backscatter(vv, vh)
+
+
+def _soil_from(soil: SoilParameters | None, kwargs: dict) -> SoilParameters:
+    if soil is None:
+        return SoilParameters(**kwargs)
+    if kwargs:
+        raise TypeError("give either a SoilParameters or keyword fields, not both")
+    return soil
+
+
+class WaterCloud(nn.Module):
+    """Water Cloud Model over a bare-soil model, as an ``nn.Module``.
+
+    Args:
+        soil_model: "oh" (Oh 2004) or "dubois" (Dubois 1995 VV with Oh 2004 VH).
+        descriptor: vegetation descriptor "lai" or "ndvi".
+        dielectric: soil permittivity model for Dubois, "hallikainen" or "dobson".
+        coefficients: WCM A/B/E; default: :meth:`WcmCoefficients.published` (descriptor).
+        learnable: hold the six coefficients as ``nn.Parameter`` (for calibration by
+            gradient descent) instead of buffers.
+        validate: raise ``ValueError`` on NaN or out-of-range inputs.
+
+    ``forward(soil: SoilParameters, vegetation: VegetationParameters) -> Backscatter``
+    (linear VV, VH; only the chosen descriptor field of ``vegetation`` is used).
+    """
+
+    def __init__(
+        self,
+        soil_model: SoilModel = "oh",
+        descriptor: Descriptor = "lai",
+        dielectric: DielectricModel = "hallikainen",
+        coefficients: WcmCoefficients | None = None,
+        learnable: bool = False,
+        validate: bool = True,
+    ):
+        super().__init__()
+        self.soil_model = _check_soil_model(soil_model)
+        self.descriptor = _check_descriptor(descriptor)
+        if dielectric not in ("hallikainen", "dobson"):
+            raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {dielectric!r}")
+        self.dielectric: DielectricModel = dielectric
+        self.validate = validate
+        coefficients = coefficients or WcmCoefficients.published(descriptor)
+        if validate:
+            coefficients.validate("WaterCloud coefficients")
+        self._names = tuple(WCM_PARAMETERS)
+        for name, value in coefficients.as_dict().items():
+            tensor = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
+            if learnable:
+                self.register_parameter(name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(name, tensor)
+
+    def extra_repr(self) -> str:
+        return (
+            f"soil_model={self.soil_model!r}, descriptor={self.descriptor!r}, "
+            f"dielectric={self.dielectric!r}, validate={self.validate}"
+        )
+
+    def coefficients(self) -> WcmCoefficients:
+        return WcmCoefficients(**{n: getattr(self, n) for n in self._names})
+
+    def forward(self, soil: SoilParameters, vegetation: VegetationParameters) -> Backscatter:
+        value = getattr(vegetation, self.descriptor)
+        coeffs = {n: getattr(self, n) for n in self._names}
+        return _run_wcm(
+            soil, self.descriptor, value, coeffs, self.soil_model, self.dielectric, self.validate
+        )
