@@ -1,0 +1,8 @@
+"""xr_physcube: differentiable bio/geophysical models on Sentinel-1/2 xarray data cubes.
+
+Importing the package registers the ``.physics`` and ``.vae`` Dataset accessors.
+"""
+
+from xr_physcube import accessors  # noqa: F401  (registers the accessors)
+
+__version__ = "0.1.0"

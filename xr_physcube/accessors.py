@@ -1,0 +1,397 @@
+"""xarray accessors: ``ds.physics`` (forward models, retrievals) and ``ds.vae``.
+
+Glue only: each method gathers the variables a model needs from the Dataset,
+broadcasts them lazily to the cube's dims and chunks, and maps a NumPy block
+function over the chunks with :func:`xarray.apply_ufunc` (``dask="parallelized"``).
+Nothing is computed before ``.compute()``/``.to_zarr()``; NaN (masked) pixels pass
+through as NaN. The physics lives in :mod:`xr_physcube.models` and
+:mod:`xr_physcube.inverse`.
+
+Angles (degrees) are read from variables or coordinates named ``tts`` (sun zenith),
+``tto`` (view zenith) and ``psi`` (relative azimuth) for Sentinel-2, ``theta``
+(incidence) for Sentinel-1; per date (dim ``time``) or per pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
+from xr_physcube.sensors.sentinel1 import POLARISATIONS
+from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, Sentinel2Bands
+
+ANGLE_HINT = (
+    "add them as per-date coordinates, e.g. ds.assign_coords(tts=('time', sun_zenith), "
+    "tto=('time', view_zenith), psi=('time', relative_azimuth)) (degrees); "
+    "xr_physcube.io.stac.load_s2 fills them from the STAC item metadata"
+)
+DEFAULT_BATCH = 262_144
+"""Pixels per model call inside a chunk (bounds the temporary memory of a block)."""
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto" -> CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------------------
+# Generic blockwise machinery
+# ----------------------------------------------------------------------------------------
+
+
+def _require(
+    ds: xr.Dataset, names: Sequence[str], what: str, hint: Callable[[list[str]], str] | None = None
+) -> None:
+    """Raise a clear error if variables are missing or not numeric."""
+    missing = [n for n in names if n not in ds.variables]
+    if missing:
+        extra = hint(missing) if hint else ""
+        raise ValueError(f"{what} needs variable(s) {missing} missing from the Dataset{extra}")
+    for name in names:
+        if not np.issubdtype(ds[name].dtype, np.number):
+            raise TypeError(f"variable {name!r} has non-numeric dtype {ds[name].dtype}")
+
+
+def _gather(ds: xr.Dataset, names: Sequence[str]) -> list[xr.DataArray]:
+    """Variables/coords ``names`` broadcast lazily to the dims and chunks of the cube.
+
+    The cube's dims and chunks are those of the data variable with most dims among
+    ``names``; per-date coordinates (angles) are broadcast to it without ever being
+    materialised at full size.
+    """
+    candidates = [ds[n] for n in names if n in ds.data_vars]
+    if not candidates:
+        raise ValueError(f"none of {list(names)} is a data variable of the Dataset")
+    ref = max(candidates, key=lambda da: da.ndim)
+    out = []
+    for name in names:
+        da = ds[name].reset_coords(drop=True) if name in ds.coords else ds[name]
+        extra_dims = set(da.dims) - set(ref.dims)
+        if extra_dims:
+            raise ValueError(
+                f"variable {name!r} has dims {da.dims}, not all in those of {ref.name!r} {ref.dims}"
+            )
+        if ref.chunks is not None:
+            da = da.chunk() if da.chunks is None else da  # lazy broadcast
+            da = da.broadcast_like(ref).transpose(*ref.dims).chunk(ref.chunksizes)
+        else:
+            da = da.broadcast_like(ref).transpose(*ref.dims)
+        out.append(da.drop_vars([c for c in da.coords if c not in ref.dims]))
+    return out
+
+
+def _blockwise(
+    func: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+    inputs: list[xr.DataArray],
+    n_out: int,
+    core: str,
+    n_outputs: int,
+) -> tuple[xr.DataArray, ...]:
+    """Apply ``func`` ((..., n_in) float32 -> tuple of (..., n_out)) chunk by chunk."""
+
+    def block(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        x = np.stack([np.asarray(a, dtype=np.float32) for a in arrays], axis=-1)
+        out = func(x)
+        return out if n_outputs > 1 else out[0]
+
+    result = xr.apply_ufunc(
+        block,
+        *inputs,
+        output_core_dims=[[core]] * n_outputs,
+        dask="parallelized",
+        output_dtypes=[np.float32] * n_outputs,
+        dask_gufunc_kwargs={"output_sizes": {core: n_out}},
+    )
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _valid_rows(x: np.ndarray) -> np.ndarray:
+    return np.isfinite(x).all(axis=-1)
+
+
+# ----------------------------------------------------------------------------------------
+# Block functions (picklable: they run on dask workers)
+# ----------------------------------------------------------------------------------------
+
+
+class _ProsailBlock:
+    """(..., n_params) -> (..., n_bands) reflectance with PROSAIL + S2 SRFs."""
+
+    def __init__(self, names, version, lidf_type, satellite, device, validate, batch):
+        self.names = list(names)
+        self.model = Prosail(version, lidf_type, sensor=Sentinel2Bands(satellite), validate=False)
+        self.device, self.validate, self.batch = device, validate, batch
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray]:
+        flat = x.reshape(-1, x.shape[-1])
+        out = np.full((flat.shape[0], len(self.model.sensor.bands)), np.nan, np.float32)
+        valid = np.flatnonzero(_valid_rows(flat))
+        device = resolve_device(self.device)
+        model = self.model.to(device)
+        for i in range(0, valid.size, self.batch):
+            rows = valid[i : i + self.batch]
+            t = torch.as_tensor(flat[rows], device=device)
+            params = ProsailParameters(**dict(zip(self.names, t.unbind(-1), strict=True)))
+            with torch.no_grad():
+                refl = model.run(params, self.validate).reflectance
+            out[rows] = refl.cpu().numpy()
+        return (out.reshape(*x.shape[:-1], -1),)
+
+
+class _RetrieveBlock:
+    """(..., n_inputs) -> mean, std (..., n_outputs) with an inverse network."""
+
+    def __init__(self, model: torch.nn.Module, device, batch):
+        self.model, self.device, self.batch = model, device, batch
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = x.reshape(-1, x.shape[-1])
+        n_out = len(self.model.output_names)
+        mean = np.full((flat.shape[0], n_out), np.nan, np.float32)
+        std = np.full_like(mean, np.nan)
+        valid = np.flatnonzero(_valid_rows(flat))
+        device = resolve_device(self.device)
+        model = self.model.to(device)
+        for i in range(0, valid.size, self.batch):
+            rows = valid[i : i + self.batch]
+            m, s = model.predict(torch.as_tensor(flat[rows], device=device))
+            mean[rows], std[rows] = m.cpu().numpy(), s.cpu().numpy()
+        shape = (*x.shape[:-1], n_out)
+        return mean.reshape(shape), std.reshape(shape)
+
+
+# ----------------------------------------------------------------------------------------
+# The .physics accessor
+# ----------------------------------------------------------------------------------------
+
+
+def _angle_hint(missing: list[str]) -> str:
+    angles = [m for m in missing if m in ("tts", "tto", "psi")]
+    return f"; no sun/view angles {angles}: {ANGLE_HINT}" if angles else ""
+
+
+def _band_hint(missing: list[str]) -> str:
+    bands = [m for m in missing if m in BAND_INFO]
+    if not bands:
+        return _angle_hint(missing)
+    return (
+        f"; missing Sentinel-2 band(s) {bands} (expected surface reflectance variables "
+        f"named {list(BANDS)})" + _angle_hint(missing)
+    )
+
+
+@xr.register_dataset_accessor("physics")
+class PhysicsAccessor:
+    """Forward models and retrievals on a Dataset, blockwise and lazy.
+
+    Examples:
+        >>> cube = xr_physcube.io.demo.load_demo()
+        >>> lai = cube.physics.retrieve(["lai"]).lai  # lazy (time, y, x)
+        >>> sim = params.physics.simulate()  # PROSAIL -> S2 bands
+    """
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    # ---- forward -----------------------------------------------------------------------
+    def simulate(
+        self,
+        sensor: str = "S2",
+        *,
+        version: str = "D",
+        lidf_type: str = "campbell",
+        satellite: str = "S2A",
+        device: str | torch.device | None = None,
+        validate: bool = True,
+        batch_size: int = 65_536,
+    ) -> xr.Dataset:
+        """Run a forward model on a cube of physical parameters.
+
+        ``sensor="S2"``: PROSAIL variables named like
+        :data:`~xr_physcube.models.prosail.PROSAIL_PARAMETERS` (``lai``, ``cab``, ...,
+        angles ``tts``/``tto``/``psi``); absent leaf/canopy variables take their
+        defaults, absent angles raise. Returns the 10 Sentinel-2 land bands
+        (reflectance). ``sensor="S1"``: Water Cloud Model from ``mv``, ``hrms``,
+        ``theta`` and ``lai``; returns ``VV``, ``VH`` (linear sigma0).
+        Out-of-range parameters raise ``ValueError`` (when the chunk is computed);
+        NaN pixels give NaN.
+        """
+        sensor = sensor.upper()
+        if sensor == "S1":
+            return self._simulate_s1(device=device, validate=validate)
+        if sensor != "S2":
+            raise ValueError(f"sensor must be 'S2' or 'S1'; got {sensor!r}")
+        ds = self._ds
+        names = [n for n in PROSAIL_PARAMETERS if n in ds.variables]
+        if not any(n in ds.data_vars for n in names):
+            raise ValueError(
+                f"simulate(sensor='S2') needs PROSAIL parameter variables among "
+                f"{list(PROSAIL_PARAMETERS)}; found none in {list(ds.data_vars)}"
+            )
+        _require(ds, [*names, "tts", "tto", "psi"], "simulate(sensor='S2')", _angle_hint)
+        defaults = {n: s.default for n, s in PROSAIL_PARAMETERS.items() if n not in names}
+        if lidf_type == "campbell":
+            defaults.pop("lidfa", None), defaults.pop("lidfb", None)
+        inputs = _gather(ds, names)
+        block = _DefaultsBlock(
+            _ProsailBlock(
+                [*names, *defaults], version, lidf_type, satellite, device, validate, batch_size
+            ),
+            list(defaults.values()),
+        )
+        (refl,) = _blockwise(block, inputs, len(BANDS), "band", 1)
+        out = xr.Dataset(
+            {
+                b: refl.isel(band=i).assign_attrs(
+                    long_name=f"simulated Sentinel-2 {b} surface reflectance",
+                    units="1",
+                    central_wavelength_nm=BAND_INFO[b].central_wavelength_nm,
+                )
+                for i, b in enumerate(BANDS)
+            }
+        )
+        return out.assign_attrs(source=f"PROSAIL-{version} ({lidf_type} LIDF), {satellite} SRF")
+
+    def _simulate_s1(self, device, validate) -> xr.Dataset:
+        names = ["mv", "hrms", "theta", "lai"]
+        _require(self._ds, names, "simulate(sensor='S1')")
+        inputs = _gather(self._ds, names)
+        block = _SarBlock(names, device, validate)
+        (sigma,) = _blockwise(block, inputs, 2, "polarisation", 1)
+        attrs = {"units": "1", "source": "Water Cloud Model over Oh (xr_physcube.models.sar)"}
+        return xr.Dataset(
+            {
+                p: sigma.isel(polarisation=i).assign_attrs(
+                    long_name=f"simulated Sentinel-1 {p} backscatter coefficient", **attrs
+                )
+                for i, p in enumerate(POLARISATIONS)
+            }
+        )
+
+    # ---- inverse -----------------------------------------------------------------------
+    def retrieve(
+        self,
+        variables: Sequence[str] | None = None,
+        model: str | torch.nn.Module = "pretrained-s2",
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        std: bool = True,
+    ) -> xr.Dataset:
+        """Retrieve biophysical variables with an inverse network, per pixel.
+
+        Args:
+            variables: names among the network's outputs (default all), e.g. ``lai``,
+                ``cab``, ``cw``, ``cm``, ``fcover``, ``fapar``, ``ccc``, ``cwc`` for
+                ``"pretrained-s2"``; ``mv`` for ``"pretrained-s1"``.
+            model: a shipped network name or an ``InverseModel`` instance.
+            device: "cpu", "cuda" or None (CUDA when available).
+            std: also return the predicted standard deviation as ``<name>_std``.
+
+        Returns:
+            Dataset with one variable per retrieved quantity (and ``_std``), CF attrs,
+            same dims and chunks as the input bands; lazy on dask input.
+        """
+        net = _load_model(model)
+        wanted = list(net.output_names) if variables is None else list(variables)
+        unknown = [v for v in wanted if v not in net.output_names]
+        if unknown:
+            raise ValueError(
+                f"model {model!r} cannot retrieve {unknown}; it predicts {list(net.output_names)}"
+            )
+        _require(self._ds, list(net.input_names), f"retrieve(model={model!r})", _band_hint)
+        inputs = _gather(self._ds, list(net.input_names))
+        mean, sd = _blockwise(
+            _RetrieveBlock(net, device, batch_size), inputs, len(net.output_names), "output", 2
+        )
+        out = {}
+        for name in wanted:
+            i = net.output_names.index(name)
+            attrs = dict(net.output_attrs.get(name, {}))
+            out[name] = mean.isel(output=i).assign_attrs(attrs)
+            if std:
+                long_name = attrs.get("long_name", name)
+                out[f"{name}_std"] = sd.isel(output=i).assign_attrs(
+                    {**attrs, "long_name": f"standard deviation of {long_name}"}
+                )
+        return xr.Dataset(out, attrs={"retrieval_model": str(model)})
+
+    def lai(self, **kwargs: Any) -> xr.DataArray:
+        """Leaf area index (m²/m²) from the shipped S2 network."""
+        return self.retrieve(["lai"], std=False, **kwargs)["lai"]
+
+    def fcover(self, **kwargs: Any) -> xr.DataArray:
+        """Fraction of vegetation cover (nadir), from the shipped S2 network."""
+        return self.retrieve(["fcover"], std=False, **kwargs)["fcover"]
+
+    def fapar(self, **kwargs: Any) -> xr.DataArray:
+        """Fraction of absorbed PAR, from the shipped S2 network."""
+        return self.retrieve(["fapar"], std=False, **kwargs)["fapar"]
+
+    def ccc(self, **kwargs: Any) -> xr.DataArray:
+        """Canopy chlorophyll content LAI·Cab (µg/cm² of ground), from the S2 network."""
+        return self.retrieve(["ccc"], std=False, **kwargs)["ccc"]
+
+    def cwc(self, **kwargs: Any) -> xr.DataArray:
+        """Canopy water content LAI·Cw (cm of ground), from the S2 network."""
+        return self.retrieve(["cwc"], std=False, **kwargs)["cwc"]
+
+    def ndvi(self) -> xr.DataArray:
+        """NDVI from B8 and B4 (lazy, elementwise)."""
+        missing = [b for b in ("B4", "B8") if b not in self._ds]
+        if missing:
+            raise ValueError(f"ndvi needs Sentinel-2 band(s) {missing}")
+        nir, red = self._ds["B8"], self._ds["B4"]
+        return (
+            ((nir - red) / (nir + red))
+            .rename("ndvi")
+            .assign_attrs(long_name="normalised difference vegetation index (B8, B4)", units="1")
+        )
+
+
+class _DefaultsBlock:
+    """Append constant default parameters to each row before calling ``inner``."""
+
+    def __init__(self, inner: Callable, defaults: list[float]):
+        self.inner, self.defaults = inner, np.asarray(defaults, np.float32)
+
+    def __call__(self, x: np.ndarray):
+        if self.defaults.size:
+            const = np.broadcast_to(self.defaults, (*x.shape[:-1], self.defaults.size))
+            x = np.concatenate([x, const], axis=-1)
+        return self.inner(x)
+
+
+class _SarBlock:
+    """(..., [mv, hrms, theta, lai]) -> (..., [VV, VH]) linear sigma0."""
+
+    def __init__(self, names, device, validate):
+        self.names, self.device, self.validate = names, device, validate
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray]:
+        from xr_physcube.models.sar import water_cloud_backscatter
+
+        flat = x.reshape(-1, x.shape[-1])
+        out = np.full((flat.shape[0], 2), np.nan, np.float32)
+        valid = np.flatnonzero(_valid_rows(flat))
+        t = torch.as_tensor(flat[valid], device=resolve_device(self.device))
+        kwargs = dict(zip(self.names, t.unbind(-1), strict=True))
+        with torch.no_grad():
+            res = water_cloud_backscatter(**kwargs, validate=self.validate)
+        out[valid, 0], out[valid, 1] = res.vv.cpu().numpy(), res.vh.cpu().numpy()
+        return (out.reshape(*x.shape[:-1], 2),)
+
+
+def _load_model(model: str | torch.nn.Module) -> torch.nn.Module:
+    if isinstance(model, torch.nn.Module):
+        return model
+    from xr_physcube.inverse import load_pretrained
+
+    return load_pretrained(model)
