@@ -187,3 +187,13 @@ def test_soil_brightness_scales_bare_soil_linearly():
     assert torch.allclose(2 * a, b)
     assert float(b.min()) > 0.0 and float(b.max()) < 1.0 and not math.isnan(float(b.sum()))
     assert np.all(np.isfinite(b.numpy()))
+
+
+def test_spectral_step_trades_accuracy_for_speed_within_bounds():
+    p = ProsailParameters(**_interior("campbell", n=64, seed=5))
+    full = Prosail(sensor=Sentinel2Bands())(p).reflectance
+    coarse = Prosail(sensor=Sentinel2Bands(spectral_step=2), spectral_step=2)(p).reflectance
+    assert float((coarse - full).abs().max()) < 5e-4
+    assert Prosail(spectral_step=10)(p).reflectance.shape == (64, 211)
+    with pytest.raises(ValueError, match="same step"):
+        Prosail(sensor=Sentinel2Bands(), spectral_step=5)

@@ -88,6 +88,9 @@ class Prosail(nn.Module):
             ``Sentinel2Bands()``; then every output term is band-convolved.
         validate: raise ``ValueError`` on NaN or out-of-range parameters.
         chunk_size: spectra computed per pass over the flattened batch.
+        spectral_step: compute every ``spectral_step``-th wavelength only (1 nm = full
+            resolution). A speed/accuracy trade-off for training loops that only need
+            bands: the ``sensor`` must then be built with the same ``spectral_step``.
 
     ``forward(params: ProsailParameters) -> SailReflectance``.
     """
@@ -99,8 +102,17 @@ class Prosail(nn.Module):
         sensor: nn.Module | None = None,
         validate: bool = True,
         chunk_size: int = DEFAULT_CHUNK,
+        spectral_step: int = 1,
     ):
         super().__init__()
+        if spectral_step < 1:
+            raise ValueError(f"spectral_step must be >= 1; got {spectral_step}")
+        if sensor is not None and getattr(sensor, "spectral_step", 1) != spectral_step:
+            raise ValueError(
+                f"sensor {sensor!r} samples every {getattr(sensor, 'spectral_step', 1)} nm but "
+                f"spectral_step={spectral_step}; build both with the same step"
+            )
+        self.spectral_step = spectral_step
         if lidf_type not in ("campbell", "verhoef"):
             raise ValueError(f"lidf_type must be 'campbell' or 'verhoef'; got {lidf_type!r}")
         self.leaf_model = Prospect(version)
@@ -149,10 +161,14 @@ class Prosail(nn.Module):
 
     def _spectral(self, t: dict[str, torch.Tensor], factors: AngularFactors) -> SailReflectance:
         contents = torch.stack([t[c] for c in self.leaf_model.constituents], dim=-1)
+        step = self.spectral_step
         optics = leaf_optics(
-            t["N"], contents, self.leaf_model.specific_absorption, self.leaf_model.interface
+            t["N"],
+            contents,
+            self.leaf_model.specific_absorption[:, ::step],
+            self.leaf_model.interface[:, ::step],
         )
-        soil = soil_reflectance(t["psoil"], t["rsoil"])
+        soil = soil_reflectance(t["psoil"], t["rsoil"])[..., ::step]
         out = sail_spectral(
             optics.reflectance, optics.transmittance, soil, t["lai"], factors, t["skyl"]
         )

@@ -147,9 +147,13 @@ def srf_weights(
     bands: tuple[str, ...] | list[str] = BANDS,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    spectral_step: int = 1,
 ) -> torch.Tensor:
-    """SRFs normalised to unit sum per band, shape (2101, n_bands), for ``spectra @ W``."""
-    srf = spectral_response(satellite, bands)
+    """SRFs normalised to unit sum per band, shape (n_wavelengths, n_bands), for ``spectra @ W``.
+
+    ``spectral_step`` > 1 keeps every ``spectral_step``-th nm (400, 400 + step, ...).
+    """
+    srf = spectral_response(satellite, bands)[::spectral_step]
     return torch.as_tensor(srf / srf.sum(axis=0, keepdims=True), dtype=dtype, device=device)
 
 
@@ -160,23 +164,34 @@ class Sentinel2Bands(nn.Module):
         satellite: "S2A" or "S2B".
         bands: band names, default the 10 land bands :data:`BANDS`; use
             :data:`ALL_BAND_NAMES` for all 13.
+        spectral_step: input spectra sampled every ``spectral_step`` nm from 400 nm
+            (1 = the full 2101-sample grid).
     """
 
-    def __init__(self, satellite: str = "S2A", bands: tuple[str, ...] | list[str] = BANDS):
+    def __init__(
+        self,
+        satellite: str = "S2A",
+        bands: tuple[str, ...] | list[str] = BANDS,
+        spectral_step: int = 1,
+    ):
         super().__init__()
         self.satellite = _check_satellite(satellite)
         self.bands = check_bands(bands)
-        self.register_buffer(
-            "weights", srf_weights(self.satellite, self.bands, dtype=torch.float64)
-        )
+        self.spectral_step = int(spectral_step)
+        weights = srf_weights(self.satellite, self.bands, torch.float64, None, self.spectral_step)
+        self.register_buffer("weights", weights)
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
-        if spectra.shape[-1] != WAVELENGTHS_NM.size:
+        n = self.weights.shape[0]
+        if spectra.shape[-1] != n:
             raise ValueError(
-                f"spectra must have {WAVELENGTHS_NM.size} samples (400–2500 nm at 1 nm) in "
+                f"spectra must have {n} samples (400–2500 nm every {self.spectral_step} nm) in "
                 f"the last dimension; got shape {tuple(spectra.shape)}"
             )
         return spectra @ self.weights.to(dtype=spectra.dtype, device=spectra.device)
 
     def extra_repr(self) -> str:
-        return f"satellite={self.satellite!r}, bands={list(self.bands)}"
+        return (
+            f"satellite={self.satellite!r}, bands={list(self.bands)}, "
+            f"spectral_step={self.spectral_step}"
+        )
