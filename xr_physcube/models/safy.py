@@ -1,0 +1,269 @@
+"""SAFY crop growth model (daily), batched and differentiable in PyTorch.
+
+Duchemin, B., Maisongrande, P., Boulet, G., Benhadj, I. (2008), *A simple algorithm
+for yield estimates: Evaluation for semi-arid irrigated winter wheat monitored with
+green leaf area index*, Environmental Modelling & Software 23(7):876–892; applied to
+maize with Sentinel-2-like GLAI by Battude, M. et al. (2016), *Estimating maize
+biomass and yield over large areas using high spatial and temporal resolution
+Sentinel-2 like remote sensing data*, Remote Sensing of Environment 184:668–681.
+
+Daily equations (day t, after plant emergence on day D0; T air temperature °C,
+Rg global radiation MJ m⁻² d⁻¹)::
+
+    SMT_t  = SMT_{t-1} + max(0, T_t − Tmin)                    (°C·day since emergence)
+    FT(T)  = 1 − ((T − Topt)/(Tx − Topt))^β,  Tx = Tmin if T < Topt else Tmax, 0 outside
+    APAR_t = εc · Rg_t · (1 − exp(−k · GLAI_{t-1}))
+    ΔDAM_t = ELUE · APAR_t · FT(T_t)                              (g m⁻²)
+    PL_t   = max(0, 1 − PLa · exp(PLb · SMT_t))                   (partition to leaves)
+    ΔGLAI+ = ΔDAM_t · PL_t · SLA
+    ΔGLAI− = GLAI_{t-1} · (SMT_t − STT) / Rs   if SMT_t > STT     (senescence)
+
+with DAM = Ms0 and GLAI = Ms0·SLA on the emergence day. As in the original code the
+season ends (GLAI = 0, DAM frozen) the first day after senescence has started on
+which GLAI_{t-1} fell below its emergence value. Yield = HI · DAM (harvest index,
+as used for maize by Battude et al. 2016).
+
+Differentiability: the time loop is written over days and vectorised over pixels;
+gradients flow to every crop parameter and to the emergence day D0 through a smooth
+relaxation of the emergence step: the fraction of the crop emerged by day t is
+``sigmoid((t − D0 + 0.5) / w)`` (``emergence_width`` w, days); as w → 0 the discrete
+model is recovered exactly for integer D0. The end-of-season switch is a hard mask
+(no gradient through the switching date itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from xr_physcube.parameters import (
+    ParameterSet,
+    ParameterSpec,
+    TensorLike,
+    TensorParameters,
+    as_tensors,
+    spec_field,
+)
+
+# Default values (grain maize). Fixed, literature values: εc = 0.48 (Varlet-Grancher et al.
+# 1982, as used in SAFY), k = 0.5, β = 2 (Duchemin et al. 2008); Tmin/Topt/Tmax =
+# 8/30/45 °C, SLA = 0.024 m2/g, Ms0 = 4.2 g/m2 as used for maize in SAFY studies over
+# south-west France (Claverie et al. 2012, RSE 124:844-857; Battude et al. 2016),
+# transcribed without access to the papers: check before relying on them.
+# The field-calibrated parameters (D0, ELUE, PLa, PLb, STT, Rs) have no universal value:
+# the defaults below were CHOSEN HERE (not published) so that the shipped synthetic
+# Toulouse climate (data/safy_maize_climate.csv) gives a typical irrigated-maize season
+# (GLAI peak ~5 in late July, dry biomass ~2.4 kg/m2); calibrate them per field.
+D0 = ParameterSpec(
+    "d0", "day of plant emergence (index into the daily series)", "day", 0.0, 366.0, 125.0
+)
+MS0 = ParameterSpec("ms0", "dry aboveground mass at emergence", "g m-2", 0.1, 50.0, 4.2)
+ELUE = ParameterSpec("elue", "effective light-use efficiency", "g MJ-1", 0.1, 8.0, 3.0)
+SLA = ParameterSpec("sla", "specific leaf area of green leaves", "m2 g-1", 0.005, 0.06, 0.024)
+PLA = ParameterSpec("pla", "partition-to-leaf parameter a", "1", 0.01, 1.0, 0.6)
+PLB = ParameterSpec("plb", "partition-to-leaf parameter b", "degC-1 day-1", 1e-5, 0.02, 5e-4)
+STT = ParameterSpec("stt", "temperature sum at senescence onset", "degC day", 50.0, 4000.0, 1100.0)
+RS = ParameterSpec(
+    "rs", "rate of senescence (temperature sum scale)", "degC day", 100.0, 1e5, 8000.0
+)
+TMIN = ParameterSpec("tmin", "minimum temperature for growth", "degC", -5.0, 20.0, 8.0)
+TOPT = ParameterSpec("topt", "optimal temperature for growth", "degC", 10.0, 40.0, 30.0)
+TMAX = ParameterSpec("tmax", "maximum temperature for growth", "degC", 20.0, 55.0, 45.0)
+BETA = ParameterSpec("beta", "shape exponent of the temperature response", "1", 1.0, 4.0, 2.0)
+EPS_C = ParameterSpec("eps_c", "climatic efficiency (PAR / global radiation)", "1", 0.3, 0.6, 0.48)
+K_EXT = ParameterSpec("k", "light-interception (extinction) coefficient", "1", 0.1, 1.5, 0.5)
+HI = ParameterSpec("hi", "harvest index (grain / aboveground dry mass)", "1", 0.0, 1.0, 0.5)
+
+TEMPERATURE = ParameterSpec("temperature", "daily mean air temperature", "degC", -40.0, 50.0, 15.0)
+RADIATION = ParameterSpec("radiation", "daily global radiation", "MJ m-2 day-1", 0.0, 45.0, 15.0)
+
+
+@dataclass
+class SafyParameters(TensorParameters):
+    """SAFY crop parameters (any broadcastable batch shape). Defaults: grain maize."""
+
+    d0: torch.Tensor | float = spec_field(D0)
+    ms0: torch.Tensor | float = spec_field(MS0)
+    elue: torch.Tensor | float = spec_field(ELUE)
+    sla: torch.Tensor | float = spec_field(SLA)
+    pla: torch.Tensor | float = spec_field(PLA)
+    plb: torch.Tensor | float = spec_field(PLB)
+    stt: torch.Tensor | float = spec_field(STT)
+    rs: torch.Tensor | float = spec_field(RS)
+    tmin: torch.Tensor | float = spec_field(TMIN)
+    topt: torch.Tensor | float = spec_field(TOPT)
+    tmax: torch.Tensor | float = spec_field(TMAX)
+    beta: torch.Tensor | float = spec_field(BETA)
+    eps_c: torch.Tensor | float = spec_field(EPS_C)
+    k: torch.Tensor | float = spec_field(K_EXT)
+    hi: torch.Tensor | float = spec_field(HI)
+
+    def validate(self, context: str = "") -> SafyParameters:
+        super().validate(context)
+        t = as_tensors({k: getattr(self, k) for k in ("tmin", "topt", "tmax")})
+        if not bool(((t["tmin"] < t["topt"]) & (t["topt"] < t["tmax"])).all()):
+            raise ValueError(f"{context or 'SafyParameters'}: need tmin < topt < tmax")
+        return self
+
+
+SAFY_PARAMETERS: ParameterSet = SafyParameters.parameter_set()
+
+
+class SafyOutput(NamedTuple):
+    """Daily SAFY outputs, each of shape (..., n_days).
+
+    glai: green leaf area index (m²/m²); biomass: dry aboveground mass DAM (g/m²);
+    yield_: HI · DAM (g/m²); smt: temperature sum since emergence (°C·day).
+    """
+
+    glai: torch.Tensor
+    biomass: torch.Tensor
+    yield_: torch.Tensor
+    smt: torch.Tensor
+
+
+def temperature_response(
+    temp: torch.Tensor, tmin: torch.Tensor, topt: torch.Tensor, tmax: torch.Tensor, beta
+) -> torch.Tensor:
+    """FT(T) of Duchemin et al. (2008): 1 at Topt, 0 at and beyond Tmin and Tmax."""
+    below = temp <= topt
+    span = torch.where(below, topt - tmin, tmax - topt)
+    x = (temp - topt).abs() / span
+    return (1.0 - x.pow(beta)).clamp_min(0.0)
+
+
+def safy(
+    temperature: TensorLike,
+    radiation: TensorLike,
+    params: SafyParameters | None = None,
+    *,
+    emergence_width: float = 0.5,
+    validate: bool = True,
+    **kwargs: TensorLike,
+) -> SafyOutput:
+    """Run SAFY over a daily series.
+
+    Args:
+        temperature: daily mean air temperature, °C, shape (..., n_days).
+        radiation: daily global radiation, MJ m⁻² day⁻¹, shape (..., n_days).
+        params: :class:`SafyParameters` (batch shape broadcastable with ``...``), or
+            its fields as keywords; missing fields take the maize defaults.
+            ``d0`` is the emergence day as an index into the series (0 = first day).
+        emergence_width: width (days) of the smooth emergence step; > 0.
+        validate: raise ``ValueError`` on NaN / out-of-range inputs or bad shapes.
+
+    Returns:
+        :class:`SafyOutput` with tensors of shape (..., n_days); dtype/device follow
+        the inputs (the first floating tensor among forcings and parameters).
+    """
+    if params is None:
+        params = SafyParameters(**kwargs)
+    elif kwargs:
+        raise TypeError("give either a SafyParameters or keyword fields, not both")
+    if emergence_width <= 0:
+        raise ValueError(f"emergence_width must be > 0 days; got {emergence_width}")
+    values = params.as_dict()
+    if validate:
+        params.validate("SAFY")
+        TEMPERATURE.check(temperature, "SAFY")
+        RADIATION.check(radiation, "SAFY")
+    everything = [temperature, radiation, *values.values()]
+    first = next(
+        (v for v in everything if isinstance(v, torch.Tensor) and v.is_floating_point()), None
+    )
+    dtype = first.dtype if first is not None else torch.get_default_dtype()
+    device = first.device if first is not None else torch.device("cpu")
+    temp = torch.as_tensor(temperature, dtype=dtype, device=device)
+    rad = torch.as_tensor(radiation, dtype=dtype, device=device)
+    if temp.ndim == 0 or rad.ndim == 0 or temp.shape[-1] != rad.shape[-1]:
+        raise ValueError(
+            "temperature and radiation need the same last (day) dimension; got shapes "
+            f"{tuple(temp.shape)} and {tuple(rad.shape)}"
+        )
+    p = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in values.items()}
+    try:
+        batch = torch.broadcast_shapes(
+            temp.shape[:-1], rad.shape[:-1], *(v.shape for v in p.values())
+        )
+    except RuntimeError as err:
+        raise ValueError(
+            f"SAFY batch shapes do not broadcast: forcings {tuple(temp.shape)} (days last), "
+            f"parameters { ({k: tuple(v.shape) for k, v in p.items()}) }"
+        ) from err
+    n_days = temp.shape[-1]
+    temp = temp.expand(*batch, n_days)
+    rad = rad.expand(*batch, n_days)
+    p = {k: v.expand(batch) for k, v in p.items()}
+    return _run(temp, rad, p, emergence_width, dtype, device)
+
+
+def _run(temp, rad, p, width: float, dtype, device) -> SafyOutput:
+    n_days = temp.shape[-1]
+    lai0 = p["ms0"] * p["sla"]
+    days = torch.arange(n_days, dtype=dtype, device=device)
+    # Fraction of the crop emerged by the end of each day, (..., n_days).
+    emerged = torch.sigmoid((days - p["d0"].unsqueeze(-1) + 0.5) / width)
+    ft_all = temperature_response(
+        temp, p["tmin"].unsqueeze(-1), p["topt"].unsqueeze(-1), p["tmax"].unsqueeze(-1),
+        p["beta"].unsqueeze(-1),
+    )  # fmt: skip
+    dtemp_all = torch.relu(temp - p["tmin"].unsqueeze(-1))
+    par_all = p["eps_c"].unsqueeze(-1) * rad
+
+    zeros = torch.zeros_like(lai0)
+    glai, dam, smt, a_prev = zeros, zeros, zeros, zeros
+    ended = torch.zeros_like(lai0, dtype=torch.bool)
+    out_glai, out_dam, out_smt = [], [], []
+    for t in range(n_days):
+        a_t = emerged[..., t]
+        # Season over once senescence has started and GLAI fell below its initial value.
+        ended = ended | ((smt > p["stt"]) & (glai < a_prev * lai0))
+        alive = (~ended).to(dtype)
+        smt = smt + alive * a_t * dtemp_all[..., t]
+        apar = par_all[..., t] * (1.0 - torch.exp(-p["k"] * glai))
+        ddam = p["elue"] * apar * ft_all[..., t]
+        pl = torch.relu(1.0 - p["pla"] * torch.exp(p["plb"] * smt))
+        senescence = ((smt - p["stt"]) / p["rs"]).clamp(0.0, 1.0)
+        emerging = a_t - a_prev
+        glai = alive * (glai + ddam * pl * p["sla"] - glai * senescence + emerging * lai0)
+        dam = dam + alive * (ddam + emerging * p["ms0"])
+        a_prev = a_t
+        out_glai.append(glai)
+        out_dam.append(dam)
+        out_smt.append(smt)
+    glai_s = torch.stack(out_glai, dim=-1)
+    dam_s = torch.stack(out_dam, dim=-1)
+    return SafyOutput(glai_s, dam_s, p["hi"].unsqueeze(-1) * dam_s, torch.stack(out_smt, dim=-1))
+
+
+class Safy(nn.Module):
+    """SAFY as an ``nn.Module``: ``forward(temperature, radiation, params) -> SafyOutput``.
+
+    Args:
+        emergence_width: width (days) of the smooth emergence step (see module doc).
+        validate: raise ``ValueError`` on NaN or out-of-range inputs.
+    """
+
+    def __init__(self, emergence_width: float = 0.5, validate: bool = True):
+        super().__init__()
+        if emergence_width <= 0:
+            raise ValueError(f"emergence_width must be > 0 days; got {emergence_width}")
+        self.emergence_width = emergence_width
+        self.validate = validate
+
+    def extra_repr(self) -> str:
+        return f"emergence_width={self.emergence_width}, validate={self.validate}"
+
+    def forward(
+        self, temperature: TensorLike, radiation: TensorLike, params: SafyParameters | None = None
+    ) -> SafyOutput:
+        return safy(
+            temperature,
+            radiation,
+            params or SafyParameters(),
+            emergence_width=self.emergence_width,
+            validate=self.validate,
+        )
