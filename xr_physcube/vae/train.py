@@ -321,3 +321,35 @@ def fit(
         bar.close()
     model.eval()
     return history
+
+
+def pretrain(
+    path: str | Path | None = None,
+    n_sim: int = 50_000,
+    steps: int = 800,
+    supervised_weight: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> PhysVAE:
+    """Recipe of the shipped ``weights/vae_pixel.pt``: a per-pixel model pre-trained on
+    ``n_sim`` simulations (:func:`simulate_pixels`, seed ``seed``) with the negative ELBO
+    plus a supervised term on the simulated truth (hybrid pre-training), ``steps`` Adam
+    steps (lr 1e-3, then 3e-4 for the last quarter). ``python -m xr_physcube.vae.train``.
+    """
+    torch.manual_seed(seed)
+    model = PhysVAE()
+    sim = simulate_pixels(n_sim, model.config.ranges, seed=seed)
+    first = steps - steps // 4
+    kw = dict(batch_size=512, supervised_weight=supervised_weight, progress=progress)
+    fit(model, sim, epochs=100, max_steps=first, lr=1e-3, seed=seed, **kw)
+    fit(model, sim, epochs=100, max_steps=steps - first, lr=3e-4, seed=seed + 1, **kw)
+    if path is not None:
+        model.save(path, recipe=f"pretrain(n_sim={n_sim}, steps={steps}, seed={seed})")
+    return model
+
+
+if __name__ == "__main__":
+    from xr_physcube.vae.model import WEIGHTS_DIR
+
+    torch.set_num_threads(2)
+    pretrain(WEIGHTS_DIR / "vae_pixel.pt")

@@ -1,0 +1,289 @@
+"""Tests of the physics-constrained VAE (xr_physcube.vae).
+
+Reference values come from independent computations in the tests: NumPy/SciPy Monte
+Carlo and quadrature for the logit-normal moments and KL, scipy.stats for the Gaussian
+likelihood, the standalone PROSAIL/WCM functions for the decoder, and the cube's own
+arrays (NumPy) for the blockwise-vs-in-memory comparison.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from scipy import stats
+
+import xr_physcube  # noqa: F401  (registers accessors)
+from xr_physcube.io.demo import demo_scene
+from xr_physcube.models.prosail import Prosail, ProsailParameters
+from xr_physcube.models.sar import water_cloud_backscatter
+from xr_physcube.sensors.sentinel2 import BANDS, Sentinel2Bands
+from xr_physcube.vae import PhysVAE, load_pretrained
+from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401  (registers ds.vae)
+from xr_physcube.vae.losses import gaussian_nll, kl_logit_normal_uniform, temporal_smoothness
+from xr_physcube.vae.model import CAR_RATIO
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return demo_scene(size=16, seed=3, chunks=8)
+
+
+def _obs_angles(n=6, t=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (n,) if t is None else (n, t)
+    s2 = 0.05 + 0.3 * torch.rand(*shape, 10, generator=g)
+    s1 = -20 + 10 * torch.rand(*shape, 2, generator=g)
+    ang = torch.stack(
+        [
+            torch.full(shape, 35.0),
+            torch.full(shape, 5.0),
+            torch.full(shape, 120.0),
+            torch.full(shape, 38.0),
+        ],
+        -1,
+    )
+    return torch.cat([s2, s1], -1), ang
+
+
+def _cube_arrays(ds: xr.Dataset):
+    """Independent NumPy preparation of a demo cube: obs (t, y, x, 12), angles (t, y, x, 4)."""
+    bands = np.stack([ds[b].values for b in BANDS], -1)
+    s1 = 10 * np.log10(np.stack([ds.VV.values, ds.VH.values], -1))
+    shape = bands.shape[:-1]
+    ang = np.stack(
+        [np.broadcast_to(ds[a].values[:, None, None], shape) for a in ("tts", "tto", "psi")]
+        + [ds.theta.values],
+        -1,
+    )
+    return np.concatenate([bands, s1], -1).astype(np.float32), ang.astype(np.float32)
+
+
+# --- shapes --------------------------------------------------------------------------
+
+
+def test_pixel_encode_decode_shapes():
+    model = PhysVAE()
+    obs, ang = _obs_angles(6)
+    obs, ang = obs.reshape(2, 3, 12), ang.reshape(2, 3, 4)
+    mean, std = model.infer(obs, ang)
+    n = len(model.latent_names)
+    assert mean.shape == std.shape == (2, 3, n)
+    lo, hi = model.lower, model.upper
+    assert bool(((mean >= lo) & (mean <= hi)).all()) and bool((std > 0).all())
+    assert model.decode(mean, ang).shape == (2, 3, 12)
+
+
+def test_temporal_encode_shapes_and_free_latents():
+    model = PhysVAE(temporal=True, n_free=2, hidden=32)
+    obs, ang = _obs_angles(4, t=5)
+    doy = torch.tensor([100.0, 130.0, 150.0, 200.0, 260.0])
+    out = model(obs, ang, doy)
+    n = len(model.latent_names)
+    assert out.z.shape == (4, 5, n) and out.recon.shape == (4, 5, 12)
+    assert out.free_mu.shape == (4, 5, 2)
+    with pytest.raises(ValueError, match="day of year"):
+        model(obs, ang)
+
+
+# --- distributions and losses ----------------------------------------------------------
+
+
+def test_posterior_stats_match_numpy_monte_carlo():
+    model = PhysVAE()
+    n = len(model.latent_names)
+    mu = torch.linspace(-2, 2, n)
+    log_sigma = torch.linspace(-2, 0.5, n)
+    mean, std = model.posterior_stats(mu, log_sigma)
+    rng = np.random.default_rng(0)
+    u = mu.numpy() + np.exp(log_sigma.numpy()) * rng.standard_normal((400_000, n))
+    lo, hi = model.lower.numpy(), model.upper.numpy()
+    z = lo + (hi - lo) / (1 + np.exp(-u))
+    width = hi - lo
+    np.testing.assert_allclose(mean.numpy() / width, z.mean(0) / width, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(std.numpy() / width, z.std(0) / width, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("mu, sigma", [(0.0, 1.0), (1.5, 0.3), (-2.0, 0.1)])
+def test_kl_logit_normal_vs_uniform_matches_quadrature(mu, sigma):
+    # KL(q || U(0, 1)) = ∫ q(x) log q(x) dx for the logit-normal density q on (0, 1).
+    x = np.linspace(1e-9, 1 - 1e-9, 2_000_001)
+    logit = np.log(x) - np.log1p(-x)
+    q = stats.norm.pdf(logit, mu, sigma) / (x * (1 - x))
+    integrand = np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0)
+    expected = np.trapezoid(integrand, x)
+    u = mu + sigma * torch.randn(400_000, dtype=torch.float64)
+    kl = kl_logit_normal_uniform(torch.tensor(mu), torch.tensor(np.log(sigma)), u).mean()
+    assert float(kl) == pytest.approx(expected, abs=0.01 + 0.01 * expected)
+
+
+def test_gaussian_nll_matches_scipy_and_masks():
+    obs = torch.tensor([[0.1, np.nan, 0.3], [np.nan, np.nan, np.nan]], dtype=torch.float64)
+    pred = torch.tensor([[0.12, 0.5, 0.25], [0.2, 0.2, 0.2]], dtype=torch.float64)
+    log_sigma = torch.log(torch.tensor([0.01, 0.02, 0.05], dtype=torch.float64))
+    nll = gaussian_nll(obs, pred, log_sigma, reduce=False)
+    ref = -stats.norm.logpdf([0.1, 0.3], [0.12, 0.25], [0.01, 0.05])
+    np.testing.assert_allclose(nll[0, [0, 2]].numpy(), ref, rtol=1e-12)
+    assert float(nll[0, 1]) == 0.0 and float(nll[1].abs().sum()) == 0.0
+    assert float(gaussian_nll(obs, pred, log_sigma)) == pytest.approx(ref.sum() / 2)
+
+
+def test_masking_missing_observations_changes_nothing_for_observed():
+    obs, _ = _obs_angles(8)
+    pred = (obs + 0.01 * torch.randn_like(obs)).requires_grad_(True)
+    log_sigma = torch.zeros(12) - 3.0
+    full = gaussian_nll(obs, pred, log_sigma, reduce=False)
+    (g_full,) = torch.autograd.grad(full.sum(), pred)
+    masked_obs = obs.clone()
+    masked_obs[::2, :10] = float("nan")  # clouds on half the rows
+    masked_obs[1::4, 10:] = float("nan")  # S1 gap
+    masked = gaussian_nll(masked_obs, pred, log_sigma, reduce=False)
+    (g_masked,) = torch.autograd.grad(masked.sum(), pred)
+    seen = torch.isfinite(masked_obs)
+    torch.testing.assert_close(masked[seen], full[seen], rtol=0, atol=0)
+    torch.testing.assert_close(g_masked[seen], g_full[seen], rtol=0, atol=0)
+    assert float(g_masked[~seen].abs().sum()) == 0.0
+    # In the model: the posterior of observed pixels does not depend on other, cloudy rows.
+    model = PhysVAE()
+    obs2, ang = _obs_angles(8, seed=1)
+    ref_mean, _ = model.infer(obs2[:4], ang[:4])
+    both = obs2.clone()
+    both[4:] = float("nan")
+    mean, _ = model.infer(both, ang)
+    torch.testing.assert_close(mean[:4], ref_mean)
+
+
+def test_temporal_smoothness_zero_for_linear_and_positive_for_kink():
+    doy = torch.tensor([100.0, 120.0, 170.0, 175.0])
+    linear = 0.02 * doy
+    assert float(temporal_smoothness(linear, doy)) == pytest.approx(0.0, abs=1e-12)
+    kink = torch.tensor([0.0, 1.0, 1.0, 3.0])
+    # rates 1/20, 0/50, 2/5 -> squared changes (0.05)^2 and (0.4)^2, mean.
+    assert float(temporal_smoothness(kink, doy)) == pytest.approx((0.05**2 + 0.4**2) / 2)
+
+
+# --- the physics decoder ---------------------------------------------------------------
+
+
+def test_decoder_is_prosail_and_water_cloud():
+    model = PhysVAE()
+    names = model.latent_names
+    z = torch.tensor([[3.0, 45.0, 0.015, 0.006, 1.6, 55.0, 0.4, 0.9, 0.25, 1.2]])
+    assert names == ("lai", "cab", "cw", "cm", "N", "ala", "psoil", "rsoil", "mv", "hrms")
+    ang = torch.tensor([[35.0, 5.0, 120.0, 40.0]])
+    y = model.decode(z, ang)
+    v = dict(zip(names, z[0], strict=True))
+    p = {k: v[k] for k in names if k not in ("mv", "hrms")}
+    full = Prosail("D", sensor=Sentinel2Bands())(
+        ProsailParameters(**p, car=CAR_RATIO * v["cab"], tts=35.0, tto=5.0, psi=120.0)
+    ).reflectance
+    np.testing.assert_allclose(y[0, :10].detach(), full.detach(), atol=0.007)
+    s1 = water_cloud_backscatter(mv=v["mv"], hrms=v["hrms"], theta=40.0, lai=v["lai"])
+    np.testing.assert_allclose(
+        y[0, 10:].detach(), 10 * np.log10([float(s1.vv), float(s1.vh)]), atol=1e-4
+    )
+
+
+def test_gradients_flow_into_encoder_through_physics():
+    model = PhysVAE()
+    assert not any(p.requires_grad for p in model.decoder.parameters())
+    obs, ang = _obs_angles(16)
+    obs[:4, :10] = float("nan")
+    out = model(obs, ang)
+    loss = gaussian_nll(obs, out.recon, model.log_noise)  # reconstruction only, no KL
+    loss.backward()
+    for name, p in model.encoder.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    first = model.encoder.net[0].weight.grad
+    assert float(first.abs().sum()) > 0
+
+
+# --- checkpoints -----------------------------------------------------------------------
+
+
+def test_save_load_roundtrip(tmp_path, scene):
+    model = PhysVAE(temporal=True, hidden=32, n_free=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = model.save(tmp_path / "m.pt")
+    back = PhysVAE.load(path)
+    assert back.config == model.config
+    obs, ang = _obs_angles(3, t=4)
+    doy = torch.tensor([90.0, 120.0, 160.0, 200.0])
+    for a, b in zip(model.eval().infer(obs, ang, doy), back.infer(obs, ang, doy), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # via the accessor
+    ds = scene.cube
+    ds.vae.model = model
+    ds.vae.save(tmp_path / "acc.pt")
+    loaded = ds.vae.load(tmp_path / "acc.pt")
+    torch.testing.assert_close(loaded.encoder.head[1].weight, model.encoder.head[1].weight)
+
+
+# --- the accessor ----------------------------------------------------------------------
+
+
+def test_training_on_tiny_cube_lowers_loss(scene):
+    model = PhysVAE(hidden=64)
+    ds = scene.cube
+    history = []
+    from xr_physcube.vae.train import CubeSampler, fit
+
+    history = fit(model, CubeSampler(ds), epochs=20, max_steps=40, batch_size=256, lr=3e-3,
+                  progress=False)  # fmt: skip
+    assert len(history) == 40
+    assert np.mean(history[-5:]) < 0.5 * np.mean(history[:5])
+
+
+@pytest.mark.parametrize("temporal", [False, True])
+def test_blockwise_encode_equals_in_memory(scene, temporal):
+    ds = scene.cube  # chunks (1, 8, 8)
+    model = PhysVAE(temporal=temporal, hidden=32)
+    latent = ds.vae.encode(model)
+    assert latent.lai.chunks is not None  # lazy, blockwise
+    assert latent.lai.dims == ("time", "y", "x")
+    assert latent.lai.attrs["units"] == "m2 m-2" and "posterior mean" in latent.lai.long_name
+    obs, ang = _cube_arrays(ds.compute())
+    if temporal:
+        doy = torch.as_tensor(ds.time.dt.dayofyear.values, dtype=torch.float32)
+        o = torch.as_tensor(obs).permute(1, 2, 0, 3)  # (y, x, t, 12)
+        a = torch.as_tensor(ang).permute(1, 2, 0, 3)
+        mean, std = model.infer(o, a, doy)
+        mean, std = mean.permute(2, 0, 1, 3), std.permute(2, 0, 1, 3)
+    else:
+        mean, std = model.infer(torch.as_tensor(obs), torch.as_tensor(ang))
+    got = latent.compute()
+    for i, name in enumerate(model.latent_names):
+        np.testing.assert_allclose(got[name].values, mean[..., i].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            got[f"{name}_std"].values, std[..., i].numpy(), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_reconstruct_and_missing_modality(scene):
+    model = PhysVAE(hidden=32)
+    ds = scene.cube.drop_vars(["VV", "VH", "theta"])  # S2 only
+    rec = ds.vae.reconstruct(model)
+    assert set(rec.data_vars) == {*BANDS, "VV", "VH"}
+    out = rec.compute()
+    observed = np.isfinite(scene.cube.B4.values)
+    assert np.isfinite(out.B4.values[observed]).all()
+    # cloudy pixels with no S1 either have no posterior, hence no reconstruction
+    assert np.isnan(out.B4.values[~observed]).all()
+    with pytest.raises(ValueError, match="tts"):
+        scene.cube.drop_vars("tts").vae.encode(model)
+
+
+def test_shipped_model_encodes_demo_cube():
+    scene = demo_scene(size=32, seed=0, chunks=16)
+    latent = scene.cube.vae.encode(load_pretrained()).compute()
+    truth = scene.truth
+    # Demo LAI spans 0..~6 m²/m²; an uninformed guess (prior mean 4) has RMSE > 2.
+    ok = np.isfinite(scene.cube.B4.values)
+    rmse = np.sqrt(np.mean((latent.lai.values[ok] - truth.lai.values[ok]) ** 2))
+    assert rmse < 1.0, rmse
+    assert (latent.lai_std.values[ok] > 0).all()
