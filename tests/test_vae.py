@@ -228,14 +228,11 @@ def test_save_load_roundtrip(tmp_path, scene):
 
 
 def test_training_on_tiny_cube_lowers_loss(scene):
-    model = PhysVAE(hidden=64)
-    ds = scene.cube
-    history = []
-    from xr_physcube.vae.train import CubeSampler, fit
-
-    history = fit(model, CubeSampler(ds), epochs=20, max_steps=40, batch_size=256, lr=3e-3,
-                  progress=False)  # fmt: skip
-    assert len(history) == 40
+    ds = scene.cube  # dask-backed, 4 spatial chunks sampled one at a time
+    model = ds.vae.fit(PhysVAE(hidden=64), epochs=20, max_steps=40, batch_size=256, lr=3e-3,
+                       progress=False)  # fmt: skip
+    history = ds.vae.history
+    assert len(history) == 40 and ds.vae.model is model
     assert np.mean(history[-5:]) < 0.5 * np.mean(history[:5])
 
 

@@ -113,6 +113,7 @@ class VAEAccessor:
     def __init__(self, ds: xr.Dataset):
         self._ds = ds
         self.model: PhysVAE | None = None
+        self.history: list[float] = []
 
     # ---- training ------------------------------------------------------------------
     def fit(
@@ -134,11 +135,12 @@ class VAEAccessor:
         cube in memory); unsupervised, masked NLL + KL (+ LAI smoothness for temporal
         models). ``model``: a :class:`PhysVAE` (e.g. a fresh ``PhysVAE(temporal=True)``),
         a checkpoint path or shipped name; default: the shipped model. The trained
-        model is kept on the accessor for ``encode``/``save`` and returned.
+        model is kept on the accessor for ``encode``/``save`` and returned; the loss of
+        every step is in ``ds.vae.history``.
         """
         net = _resolve(model, self.model)
         sampler = CubeSampler(self._ds, temporal=net.config.temporal)
-        fit(
+        self.history = fit(
             net, sampler, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
             kl_weight=kl_weight, smooth_weight=smooth_weight, device=device, seed=seed,
             progress=progress, checkpoint=checkpoint,

@@ -325,8 +325,8 @@ def fit(
 
 def pretrain(
     path: str | Path | None = None,
-    n_sim: int = 50_000,
-    steps: int = 800,
+    n_sim: int = 80_000,
+    steps: int = 2500,
     supervised_weight: float = 1.0,
     seed: int = 0,
     progress: bool = True,
