@@ -284,3 +284,11 @@ def test_shipped_model_encodes_demo_cube():
     rmse = np.sqrt(np.mean((latent.lai.values[ok] - truth.lai.values[ok]) ** 2))
     assert rmse < 1.0, rmse
     assert (latent.lai_std.values[ok] > 0).all()
+
+
+def test_temporal_fit_with_smoothness_runs_on_cube(scene):
+    ds = scene.cube  # time chunks of 1: the sampler reads whole series per spatial block
+    model = ds.vae.fit(PhysVAE(temporal=True, hidden=32), max_steps=3, batch_size=64,
+                       smooth_weight=1.0, progress=False)  # fmt: skip
+    assert len(ds.vae.history) == 3 and np.isfinite(ds.vae.history).all()
+    assert model.config.temporal
