@@ -395,3 +395,7 @@ def _load_model(model: str | torch.nn.Module) -> torch.nn.Module:
     from xr_physcube.inverse import load_pretrained
 
     return load_pretrained(model)
+
+
+# The .vae accessor reuses the helpers above, so it is registered last.
+from xr_physcube.vae import accessor as _vae_accessor  # noqa: E402, F401
