@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -197,3 +198,15 @@ def test_spectral_step_trades_accuracy_for_speed_within_bounds():
     assert Prosail(spectral_step=10)(p).reflectance.shape == (64, 211)
     with pytest.raises(ValueError, match="same step"):
         Prosail(sensor=Sentinel2Bands(), spectral_step=5)
+
+
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile on CPU needs a C++ compiler",
+)
+def test_compiled_core_equals_eager():
+    p = ProsailParameters(**{k: v.float() for k, v in _interior("verhoef", n=40, seed=9).items()})
+    eager = Prosail(lidf_type="verhoef", chunk_size=32)(p)
+    compiled = Prosail(lidf_type="verhoef", chunk_size=32, compile=True)(p)  # 2 chunks, padded
+    for a, b in zip(eager, compiled, strict=True):
+        assert a.shape == b.shape and float((a - b).abs().max()) < 1e-4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -67,8 +66,21 @@ def _plate_transmission_exact(k: torch.Tensor) -> torch.Tensor:
 _LOG_K_MIN, _LOG_K_MAX, _TABLE_SIZE = math.log(1e-9), math.log(200.0), 8192
 
 
-@functools.cache
-def _transmission_table(dtype: torch.dtype, device: torch.device):
+_TABLES: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor, float]] = {}
+"""Tables by (dtype, device). ``torch.compile`` reads them as constants from here (filled
+by an eager :func:`transmission_table` call before compiling) instead of tracing their
+construction into the graph."""
+
+
+def transmission_table(dtype: torch.dtype, device: torch.device):
+    """(tau values, d tau / d ln k, step in ln k) on the interpolation grid, cached."""
+    key = (dtype, torch.device(device))
+    if key not in _TABLES:
+        _TABLES[key] = _build_transmission_table(dtype, key[1])
+    return _TABLES[key]
+
+
+def _build_transmission_table(dtype: torch.dtype, device: torch.device):
     u = torch.linspace(_LOG_K_MIN, _LOG_K_MAX, _TABLE_SIZE, dtype=torch.float64)
     k = torch.exp(u)
     tau = _plate_transmission_exact(k)
@@ -86,7 +98,10 @@ def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
     1e-9 <= k <= 200 (error < 1e-12), by its expansions 1 - 2k below and
     e^-k (2/k - 6/k^2 + 24/k^3) above. Differentiable; gradients are finite at k = 0.
     """
-    tau_tab, slope_tab, step = _transmission_table(k.dtype, k.device)
+    if torch.compiler.is_compiling():
+        tau_tab, slope_tab, step = _TABLES[(k.dtype, k.device)]
+    else:
+        tau_tab, slope_tab, step = transmission_table(k.dtype, k.device)
     k_min, k_max = math.exp(_LOG_K_MIN), math.exp(_LOG_K_MAX)
     inside = (k >= k_min) & (k < k_max)
     k_in = torch.where(inside, k, torch.full_like(k, k_min))
@@ -104,8 +119,8 @@ def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
     )
     small = torch.where(k < k_min, 1.0 - 2.0 * k, interp)
     large = k >= k_max
-    if not bool(large.any()):  # the usual case; also avoids denormal exp(-k) work
-        return small
+    if not torch.compiler.is_compiling() and not bool(large.any()):
+        return small  # the usual case in eager mode; avoids denormal exp(-k) work
     k_large = torch.where(large, k, torch.full_like(k, k_max))
     inv = 1.0 / k_large
     asymptotic = torch.exp(-k_large) * inv * (2.0 - 6.0 * inv + 24.0 * inv * inv)

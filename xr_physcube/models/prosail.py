@@ -12,13 +12,17 @@ the inputs (float32 or float64, CPU or CUDA); gradients flow to every parameter.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from xr_physcube._data import read_table
 from xr_physcube.models import prospect as _prospect
 from xr_physcube.models import sail as _sail
+from xr_physcube.models._special import transmission_table
 from xr_physcube.models.prospect import LeafParameters, Prospect, ProspectVersion, leaf_optics
 from xr_physcube.models.sail import (
     AngularFactors,
@@ -30,7 +34,6 @@ from xr_physcube.models.sail import (
     check_verhoef_lidf,
     leaf_angle_distribution,
     sail_spectral,
-    soil_reflectance,
 )
 from xr_physcube.parameters import TensorParameters, as_tensors, spec_field
 
@@ -91,6 +94,10 @@ class Prosail(nn.Module):
         spectral_step: compute every ``spectral_step``-th wavelength only (1 nm = full
             resolution). A speed/accuracy trade-off for training loops that only need
             bands: the ``sensor`` must then be built with the same ``spectral_step``.
+        compile: run the spectral core through ``torch.compile`` (one fused kernel
+            instead of ~400 elementwise passes: several times faster on CPU and GPU,
+            after a one-off compilation of ~15–60 s per dtype/device/chunk shape; needs
+            a C++ compiler on CPU). Results equal the eager path to rounding.
 
     ``forward(params: ProsailParameters) -> SailReflectance``.
     """
@@ -103,6 +110,7 @@ class Prosail(nn.Module):
         validate: bool = True,
         chunk_size: int = DEFAULT_CHUNK,
         spectral_step: int = 1,
+        compile: bool = False,
     ):
         super().__init__()
         if spectral_step < 1:
@@ -120,13 +128,20 @@ class Prosail(nn.Module):
         self.sensor = sensor
         self.validate = validate
         self.chunk_size = chunk_size
+        self.compile = compile
+        soil = read_table("xr_physcube.models", "soil_reflectance.csv")
+        dry_wet = torch.tensor(np.stack([soil["dry"], soil["wet"]]), dtype=torch.float64)
+        self.register_buffer("soil_spectra", dry_wet[:, ::spectral_step].clone())
 
     @property
     def version(self) -> str:
         return self.leaf_model.version
 
     def extra_repr(self) -> str:
-        return f"lidf_type={self.lidf_type!r}, validate={self.validate}"
+        return (
+            f"lidf_type={self.lidf_type!r}, validate={self.validate}, "
+            f"spectral_step={self.spectral_step}, compile={self.compile}"
+        )
 
     def forward(self, params: ProsailParameters) -> SailReflectance:
         return self.run(params, self.validate)
@@ -160,21 +175,63 @@ class Prosail(nn.Module):
         return SailReflectance(*(x.reshape(*shape, x.shape[-1]) for x in joined))
 
     def _spectral(self, t: dict[str, torch.Tensor], factors: AngularFactors) -> SailReflectance:
-        contents = torch.stack([t[c] for c in self.leaf_model.constituents], dim=-1)
+        dtype, device = t["lai"].dtype, t["lai"].device
         step = self.spectral_step
-        optics = leaf_optics(
-            t["N"],
-            contents,
-            self.leaf_model.specific_absorption[:, ::step],
-            self.leaf_model.interface[:, ::step],
-        )
-        soil = soil_reflectance(t["psoil"], t["rsoil"])[..., ::step]
-        out = sail_spectral(
-            optics.reflectance, optics.transmittance, soil, t["lai"], factors, t["skyl"]
-        )
+        kspec = self.leaf_model.specific_absorption[:, ::step].to(dtype=dtype, device=device)
+        interface = self.leaf_model.interface[:, ::step].to(dtype=dtype, device=device)
+        soil = self.soil_spectra.to(dtype=dtype, device=device)
+        contents = torch.stack([t[c] for c in self.leaf_model.constituents], dim=-1)
+        scalars = torch.stack([t["N"], t["psoil"], t["rsoil"], t["lai"], t["skyl"]], dim=-1)
+        stacked = torch.stack([f.to(dtype) for f in factors], dim=-1)
+        if self.compile:
+            n = scalars.shape[0]
+            pad = self.chunk_size - n  # fixed shapes: one compilation per dtype/device
+            if pad > 0:
+                contents, scalars, stacked = (
+                    torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
+                    for x in (contents, scalars, stacked)
+                )
+            transmission_table(dtype, device)  # filled eagerly; read as a constant when compiled
+            out = _compiled_core()(contents, scalars, stacked, kspec, interface, soil)
+            out = SailReflectance(*(x[:n] for x in out))
+        else:
+            out = _spectral_core(contents, scalars, stacked, kspec, interface, soil)
         if self.sensor is not None:
             out = SailReflectance(*(self.sensor(x) for x in out))
         return out
+
+
+def _spectral_core(
+    contents: torch.Tensor,
+    scalars: torch.Tensor,
+    factors: torch.Tensor,
+    kspec: torch.Tensor,
+    interface: torch.Tensor,
+    soil_spectra: torch.Tensor,
+) -> SailReflectance:
+    """PROSPECT + spectral 4SAIL on a flat batch: pure tensor code, no data-dependent
+    Python branches, so ``torch.compile(fullgraph=True)`` fuses it into one kernel.
+
+    contents (n, n_absorbers); scalars (n, 5) = N, psoil, rsoil, lai, skyl; factors
+    (n, 9) = :class:`AngularFactors` stacked; spectral tables (…, n_wavelengths).
+    """
+    n_layers, psoil, rsoil, lai, skyl = scalars.unbind(-1)
+    optics = leaf_optics(n_layers, contents, kspec, interface)
+    p = psoil.unsqueeze(-1)
+    soil = rsoil.unsqueeze(-1) * (p * soil_spectra[0] + (1.0 - p) * soil_spectra[1])
+    return sail_spectral(
+        optics.reflectance,
+        optics.transmittance,
+        soil,
+        lai,
+        AngularFactors(*factors.unbind(-1)),
+        skyl,
+    )
+
+
+@functools.cache
+def _compiled_core():
+    return torch.compile(_spectral_core, dynamic=False, fullgraph=True)
 
 
 _MODELS: dict[tuple[str, str], Prosail] = {}
