@@ -346,21 +346,31 @@ def _j1(k, l, t, e_l, e_k):
     return torch.where(far, ratio, near)
 
 
-def sail_spectral(
-    rho: torch.Tensor,
-    tau: torch.Tensor,
-    soil: torch.Tensor,
-    lai: torch.Tensor,
-    factors: AngularFactors,
-    skyl: torch.Tensor | float = 0.0,
-) -> SailReflectance:
-    """Spectral 4SAIL given leaf reflectance/transmittance, soil reflectance (..., n_wl)
-    and the angular factors. Scalars per sample are broadcast over the last dimension."""
-    dtype = rho.dtype
-    f = AngularFactors(*(v.to(dtype).unsqueeze(-1) for v in factors))
-    lai = lai.to(dtype).unsqueeze(-1)
-    tiny = torch.finfo(dtype).tiny
+class CanopyLayer(NamedTuple):
+    """Canopy-only (black soil) 4SAIL layer terms, each (..., n_wavelengths)."""
 
+    rdd: torch.Tensor
+    tdd: torch.Tensor
+    rsd: torch.Tensor
+    tsd: torch.Tensor
+    rdo: torch.Tensor
+    tdo: torch.Tensor
+    rso: torch.Tensor
+
+
+def _cast_factors(factors: AngularFactors, dtype: torch.dtype) -> AngularFactors:
+    return AngularFactors(*(v.to(dtype).unsqueeze(-1) for v in factors))
+
+
+def canopy_layer(
+    rho: torch.Tensor, tau: torch.Tensor, lai: torch.Tensor, f: AngularFactors
+) -> CanopyLayer:
+    """Reflectances/transmittances of the vegetation layer alone (Verhoef 1984; 4SAIL).
+
+    ``f`` holds angular factors already cast and unsqueezed to broadcast over wavelengths.
+    """
+    lai = lai.to(rho.dtype).unsqueeze(-1)
+    tiny = torch.finfo(rho.dtype).tiny
     sdb, sdf = 0.5 * (f.ks + f.bf), 0.5 * (f.ks - f.bf)
     dob, dof = 0.5 * (f.ko + f.bf), 0.5 * (f.ko - f.bf)
     ddb, ddf = 0.5 * (1.0 + f.bf), 0.5 * (1.0 - f.bf)
@@ -411,16 +421,54 @@ def sail_spectral(
     rsos = w * lai * f.sumint  # single scattering, with hot spot
     rso = rsos + rsod
 
+    return CanopyLayer(rdd, tdd, rsd, tsd, rdo, tdo, rso)
+
+
+def sail_spectral(
+    rho: torch.Tensor,
+    tau: torch.Tensor,
+    soil: torch.Tensor,
+    lai: torch.Tensor,
+    factors: AngularFactors,
+    skyl: torch.Tensor | float = 0.0,
+) -> SailReflectance:
+    """Spectral 4SAIL given leaf reflectance/transmittance, soil reflectance (..., n_wl)
+    and the angular factors. Scalars per sample are broadcast over the last dimension."""
+    f = _cast_factors(factors, rho.dtype)
+    rdd, tdd, rsd, tsd, rdo, tdo, rso = canopy_layer(rho, tau, lai, f)
+    tiny = torch.finfo(rho.dtype).tiny
     dn = (1.0 - soil * rdd).clamp_min(tiny)
     rddt = rdd + tdd * soil * tdd / dn
     rsdt = rsd + (tsd + f.tss) * soil * tdd / dn
     rdot = rdo + tdd * soil * (tdo + f.too) / dn
     rsodt = ((f.tss + tsd) * tdo + (tsd + f.tss * soil * rdd) * f.too) * soil / dn
     rsot = rso + f.tsstoo * soil + rsodt
-    skyl_t = torch.as_tensor(skyl, dtype=dtype, device=rho.device)
+    skyl_t = torch.as_tensor(skyl, dtype=rho.dtype, device=rho.device)
     skyl_t = skyl_t.unsqueeze(-1) if skyl_t.ndim else skyl_t
     reflectance = (1.0 - skyl_t) * rsot + skyl_t * rdot
     return SailReflectance(rsot, rdot, rsdt, rddt, reflectance)
+
+
+def canopy_absorptance(
+    rho: torch.Tensor,
+    tau: torch.Tensor,
+    soil: torch.Tensor,
+    lai: torch.Tensor,
+    factors: AngularFactors,
+) -> torch.Tensor:
+    """Fraction of the direct solar irradiance absorbed by the canopy, (..., n_wavelengths).
+
+    Energy balance of 4SAIL: absorbed = 1 - rsdt - (1 - soil) * E_soil with the direct +
+    diffuse flux reaching the soil E_soil = (tss + tsd) / (1 - soil * rdd) (multiple
+    soil-canopy reflections included). Averaged over 400–700 nm it is the instantaneous
+    black-sky FAPAR at the sun zenith of ``factors``.
+    """
+    f = _cast_factors(factors, rho.dtype)
+    rdd, tdd, rsd, tsd, _, _, _ = canopy_layer(rho, tau, lai, f)
+    dn = (1.0 - soil * rdd).clamp_min(torch.finfo(rho.dtype).tiny)
+    to_soil = (f.tss + tsd) / dn
+    rsdt = rsd + to_soil * soil * tdd
+    return 1.0 - rsdt - (1.0 - soil) * to_soil
 
 
 def leaf_angle_distribution(
