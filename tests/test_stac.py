@@ -1,0 +1,257 @@
+"""STAC loading: a real STAC API on loopback -> dask cubes -> merge -> to_zarr -> reopen.
+
+The catalog (``stac_testdata.py``) is written with rasterio/pystac and served by
+stac-fastapi-static (fixture ``stac_api_url``). Expected values are those the test data
+were encoded from (reflectance chosen first, DN written with the ESA L2A rule by hand),
+not computed by the loader.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import stac_testdata as td
+import xarray as xr
+
+from xr_physcube.io.stac import StacSearchError, load_s1, load_s2, merge_cubes, solar_position
+from xr_physcube.sensors.sentinel2 import BANDS
+
+TIME = "2024-05-01/2024-05-31"
+BOUNDS = (
+    td.ORIGIN[0],
+    td.ORIGIN[1] - td.SIZE * td.RES,
+    td.ORIGIN[0] + td.SIZE * td.RES,
+    td.ORIGIN[1],
+)
+CLOUD_10M = np.kron(np.pad(np.ones((4, 4)), ((2, 10), (2, 10))), np.ones((2, 2))).astype(
+    bool
+)  # SCL rows/cols 2..5 at 20 m -> 4..11 at 10 m
+SHADOW_10M = np.kron(np.pad(np.ones((2, 4)), ((8, 6), (2, 10))), np.ones((2, 2))).astype(bool)
+
+
+@pytest.fixture(scope="module")
+def s2(stac_api_url):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cube = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16)
+    cube.attrs["_warnings"] = [str(w.message) for w in caught]
+    return cube
+
+
+@pytest.fixture(scope="module")
+def s2_values(s2):
+    return s2.compute()
+
+
+@pytest.fixture(scope="module")
+def s1(stac_api_url, s2):
+    with pytest.warns(UserWarning, match="IW mid-swath 37.55 deg"):
+        return load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=s2)
+
+
+def test_server_is_a_stac_api(stac_api_url):
+    from pystac_client import Client
+
+    client = Client.open(stac_api_url)
+    assert client.conforms_to("ITEM_SEARCH")
+    ids = {c.id for c in client.get_collections()}
+    assert ids == {td.S2_COLLECTION, td.S1_COLLECTION}
+    found = client.search(collections=[td.S2_COLLECTION], bbox=td.bbox_lonlat(), datetime=TIME)
+    assert len(list(found.items())) == 3
+    away = client.search(collections=[td.S2_COLLECTION], bbox=[10, 50, 10.01, 50.01])
+    assert len(list(away.items())) == 0
+
+
+def test_s2_cube_structure_is_lazy(s2):
+    assert set(s2.data_vars) == {*BANDS, "SCL"}
+    for b in BANDS:
+        assert s2[b].dims == ("time", "y", "x")
+        assert s2[b].dtype == np.float32
+        assert s2[b].chunks is not None  # dask-backed
+    assert s2.sizes == {"time": 3, "y": 32, "x": 32}
+    assert s2.chunksizes["x"] == (16, 16)
+    assert s2.attrs["crs"] == "EPSG:32631"
+    # pixel centres of the 10 m grid, north-up
+    np.testing.assert_allclose(s2.x.values, td.ORIGIN[0] + 5 + 10 * np.arange(32))
+    np.testing.assert_allclose(s2.y.values, td.ORIGIN[1] - 5 - 10 * np.arange(32))
+    expected_times = pd.DatetimeIndex([t.replace(tzinfo=None) for t in td.S2_DATES])
+    assert (pd.DatetimeIndex(s2.time.values) == expected_times).all()
+
+
+def test_s2_reflectance_boa_offset_by_baseline(s2_values):
+    # Dates 1-2 (baseline 05.10, DN = 10000 r + 1000) and date 3 (03.01, DN = 10000 r)
+    # must all decode to the reflectance chosen in the test data.
+    clear = ~(CLOUD_10M | SHADOW_10M)
+    for b in BANDS:
+        for i in range(3):
+            got = s2_values[b].values[i][clear]
+            expected = td.expected_s2_reflectance(b, i)
+            finite = got[np.isfinite(got)]
+            np.testing.assert_allclose(finite, expected, atol=1e-6, err_msg=f"{b} date {i}")
+    np.testing.assert_array_equal(s2_values.boa_offset.values, [-1000.0, -1000.0, 0.0])
+
+
+def test_s2_nodata_dn0_is_nan(s2_values):
+    # DN 0 in the top-right pixel: one 10 m pixel for 10 m bands, a 2x2 block for 20 m bands.
+    b2, b5 = s2_values.B2.values, s2_values.B5.values
+    assert np.isnan(b2[:, 0, -1]).all() and np.isfinite(b2[0, 1, -1])
+    assert np.isnan(b5[:, :2, -2:]).all() and np.isfinite(b5[0, 2, -1])
+    assert np.isfinite(b2[0]).sum() == 32 * 32 - 1
+
+
+def test_s2_scl_masks_cloud_and_shadow(s2_values):
+    b4 = s2_values.B4.values
+    assert np.isnan(b4[1][CLOUD_10M]).all()
+    assert np.isnan(b4[1][SHADOW_10M]).all()
+    # exactly cloud + shadow + the no-data pixel are masked on date 2; nothing else
+    assert np.isnan(b4[1]).sum() == CLOUD_10M.sum() + SHADOW_10M.sum() + 1 == 64 + 32 + 1
+    assert np.isnan(b4[0]).sum() == 1 and np.isnan(b4[2]).sum() == 1
+    np.testing.assert_array_equal(s2_values.SCL.values[1][CLOUD_10M], 9)
+    np.testing.assert_array_equal(s2_values.SCL.values[1][SHADOW_10M], 3)
+
+
+def test_s2_unmasked_keeps_cloudy_pixels(stac_api_url):
+    cube = load_s2(
+        stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, mask=False, bands=["B4"]
+    ).compute()
+    assert "SCL" not in cube
+    assert np.isnan(cube.B4.values[1]).sum() == 1  # only the DN-0 pixel
+
+
+def test_s2_angles_from_metadata_and_fallback(s2):
+    # date 1: STAC view extension; date 2: s2:mean_* properties (values in stac_testdata)
+    assert s2.tts.values[0] == pytest.approx(90.0 - td.S2_SUN_ELEVATION_1)
+    assert s2.tto.values[0] == pytest.approx(td.S2_VIEW_INCIDENCE_1)
+    assert s2.psi.values[0] == pytest.approx(140.0)  # |150 - 290| = 140
+    assert s2.tts.values[1] == pytest.approx(td.S2_SUN_ZENITH_2)
+    assert s2.tto.values[1] == pytest.approx(td.S2_VIEW_ZENITH_2)
+    assert s2.psi.values[1] == pytest.approx(55.0)  # |155 - 100|
+    # date 3 has no angle metadata: warned, nadir view, sun from datetime + bbox centre
+    assert any("S2B_31TCJ_20240521_0_L2A" in w for w in s2.attrs["_warnings"])
+    assert s2.tto.values[2] == 0.0 and s2.psi.values[2] == 0.0
+    # independent check: Cooper (1969) declination, hour angle from UTC and longitude,
+    # equation of time neglected (~3.6 min = 0.9 deg of hour angle on 21 May)
+    lon, lat = np.mean(td.bbox_lonlat()[::2]), np.mean(td.bbox_lonlat()[1::2])
+    t = td.S2_DATES[2]
+    doy = t.timetuple().tm_yday
+    decl = np.radians(23.45 * np.sin(2 * np.pi * (284 + doy) / 365))
+    h = np.radians(15.0 * (t.hour + t.minute / 60 + lon / 15 - 12))
+    phi = np.radians(lat)
+    cos_z = np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.cos(h)
+    assert s2.tts.values[2] == pytest.approx(np.degrees(np.arccos(cos_z)), abs=1.0)
+
+
+def test_solar_position_reference_values():
+    # Summer solstice 2024 (20 June 20:51 UTC): declination = +23.44 deg, so at solar
+    # noon the zenith is latitude - 23.44. Solar noon at lon 0 is 12:01:50 UTC (NOAA).
+    z, a = solar_position("2024-06-20T12:01:50", 0.0, 43.6)
+    assert z[0] == pytest.approx(43.6 - 23.44, abs=0.15)
+    assert a[0] == pytest.approx(180.0, abs=1.0)
+    # Before noon the sun is in the east (azimuth < 180), after noon in the west.
+    z_m, a_m = solar_position("2024-06-20T08:00:00", 0.0, 43.6)
+    assert 60 < a_m[0] < 180 and z_m[0] > z[0]
+    assert 180 < solar_position("2024-06-20T16:00:00", 0.0, 43.6)[1][0] < 300
+
+
+def test_s1_linear_sigma0_on_s2_grid(s1, s2):
+    assert set(s1.data_vars) == {"VV", "VH"}
+    assert s1.VV.dims == ("time", "y", "x") and s1.VV.chunks is not None
+    np.testing.assert_allclose(s1.x.values, s2.x.values)
+    np.testing.assert_allclose(s1.y.values, s2.y.values)
+    vals = s1.compute()
+    # bilinear 20 m -> 10 m: the 10 m pixel centre j lies at 20 m pixel coord (j + .5)/2 - .5
+    coord = (np.arange(32) + 0.5) / 2 - 0.5
+    for i in range(2):
+        row20 = td.s1_vv_field(i)[0]
+        expected = np.interp(coord, np.arange(16), row20)
+        np.testing.assert_allclose(vals.VV.values[i, 5], expected, rtol=1e-5)
+        ratio = td.S1_VH[i] / td.S1_VV[i]
+        np.testing.assert_allclose(vals.VH.values[i, 5], expected * ratio, rtol=1e-5)
+    # theta: view:incidence_angle on date 1, IW mid-swath (29.1 + 46.0) / 2 on date 2
+    np.testing.assert_allclose(s1.theta.values, [td.S1_INCIDENCE_1, 37.55])
+    assert s1.VV.attrs["units"] == "m2/m2"
+
+
+def test_s1_db(stac_api_url, s2):
+    with pytest.warns(UserWarning):
+        cube = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=s2, db=True).compute()
+    coord = (np.arange(32) + 0.5) / 2 - 0.5
+    expected = 10.0 * np.log10(np.interp(coord, np.arange(16), td.s1_vv_field(0)[0]))
+    np.testing.assert_allclose(cube.VV.values[0, 3], expected, atol=1e-4)
+    assert cube.VV.attrs["units"] == "dB"
+
+
+def test_merge_nearest_date_within_tolerance(s2, s1):
+    cube = merge_cubes(s2, s1, tolerance="3D")
+    assert {*BANDS, "SCL", "VV", "VH"} <= set(cube.data_vars)
+    assert cube.sizes == s2.sizes
+    # S2 1 May 10:56 <- S1 2 May 17:50 (31 h); 11 May <- 12 May; 21 May: nearest is 9 days off
+    s1_time = pd.DatetimeIndex(cube.s1_time.values)
+    assert s1_time[0] == pd.Timestamp("2024-05-02T17:50")
+    assert s1_time[1] == pd.Timestamp("2024-05-12T17:50")
+    assert pd.isna(s1_time[2])
+    vv = cube.VV.values
+    np.testing.assert_allclose(vv[0], s1.VV.values[0], rtol=1e-6)
+    np.testing.assert_allclose(vv[1], s1.VV.values[1], rtol=1e-6)
+    assert np.isnan(vv[2]).all()
+    np.testing.assert_allclose(cube.theta.values[:2], [td.S1_INCIDENCE_1, 37.55])
+    wide = merge_cubes(s2, s1, tolerance="12D")
+    assert pd.DatetimeIndex(wide.s1_time.values)[2] == pd.Timestamp("2024-05-12T17:50")
+
+
+def test_merge_resamples_native_s1_grid(stac_api_url, s2):
+    with pytest.warns(UserWarning):
+        s1_20m = load_s1(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, resolution=20.0)
+    assert s1_20m.sizes["x"] == 16
+    cube = merge_cubes(s2, s1_20m, tolerance="3D")
+    # each 10 m pixel takes the 20 m pixel that contains it
+    expected = np.repeat(td.s1_vv_field(0)[0], 2)
+    np.testing.assert_allclose(cube.VV.values[0, 7], expected, rtol=1e-6)
+
+
+def test_clear_errors(stac_api_url):
+    with pytest.raises(StacSearchError, match=r"sentinel-2-l2a.*2023-01-01/2023-01-31"):
+        load_s2(stac_api_url, td.bbox_lonlat(), "2023-01-01/2023-01-31")
+    with pytest.raises(StacSearchError, match=r"no STAC item in collection 'nope'"):
+        load_s2(stac_api_url, td.bbox_lonlat(), TIME, collection="nope")
+    with pytest.raises(StacSearchError, match=r"\['B1'\].*coastal"):
+        load_s2(stac_api_url, td.bbox_lonlat(), TIME, bands=["B1"])
+    with pytest.raises(ValueError, match="unknown Sentinel-2 band"):
+        load_s2(stac_api_url, td.bbox_lonlat(), TIME, bands=["B13"])
+    with pytest.raises(ValueError, match="polarisation"):
+        load_s1(stac_api_url, td.bbox_lonlat(), TIME, polarisations=["HH"])
+
+
+def test_stac_to_zarr_roundtrip_on_local_cluster(stac_api_url, tmp_path):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", UserWarning)
+        s2 = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16)
+        s1 = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=s2)
+        cube = merge_cubes(s2, s1)
+        path = tmp_path / "cube.zarr"
+        with get_task_stream(client) as ts:
+            cube.to_zarr(path, mode="w")
+        workers = {t["worker"] for t in ts.data}
+        assert workers and workers <= set(cluster.scheduler_info["workers"])
+    back = xr.open_zarr(path)
+    assert back.B8.chunks is not None
+    b8 = back.B8.values
+    assert np.nanmax(np.abs(b8[0] - td.expected_s2_reflectance("B8", 0))) < 1e-6
+    assert np.isnan(b8[1][CLOUD_10M]).all()
+    np.testing.assert_allclose(back.tts.values[:2], [30.0, td.S2_SUN_ZENITH_2])
+    coord = (np.arange(32) + 0.5) / 2 - 0.5
+    expected = np.interp(coord, np.arange(16), td.s1_vv_field(1)[0])
+    np.testing.assert_allclose(back.VV.values[1, 0], expected, rtol=1e-5)
+    assert np.isnan(back.VV.values[2]).all()
+    assert back.attrs["crs"] == "EPSG:32631"
