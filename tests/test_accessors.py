@@ -133,3 +133,54 @@ def test_demo_cube_is_deterministic_masked_and_plausible():
     assert -25 < np.median(vv_db) < -5  # agricultural fields at ~40° (Baghdadi et al. 2016)
     assert a.truth.lai.max() > 3.0 and a.truth.lai.min() >= 0.0
     assert demo_scene(size=24, seed=8).truth.lai.values.tolist() != a.truth.lai.values.tolist()
+
+
+@pytest.fixture(scope="module")
+def small_demo():
+    return demo_scene(size=24, seed=11, chunks=12)
+
+
+def test_retrieve_is_lazy_chunk_preserving_and_equals_numpy(small_demo):
+    cube = small_demo.cube
+    counter = CountingScheduler()
+    with dask.config.set(scheduler=counter):
+        lazy = cube.physics.retrieve(["lai", "ccc"])
+        assert counter.calls == 0
+        assert lazy.lai.chunks == cube.B4.chunks
+        result = lazy.compute()
+        assert counter.calls == 1
+    eager = cube.compute().physics.retrieve(["lai", "ccc"])
+    xr.testing.assert_allclose(result, eager, rtol=1e-5, atol=1e-6)
+    assert set(result.data_vars) == {"lai", "lai_std", "ccc", "ccc_std"}
+    assert (
+        result.lai.attrs["units"] == "m2 m-2"
+        and "standard deviation" in (result.lai_std.attrs["long_name"])
+    )
+    cloudy = np.isnan(cube.B4.values)
+    assert np.isnan(result.lai.values[cloudy]).all()
+    assert np.isfinite(result.lai.values[~cloudy]).all()
+    # retrieval is informative: error against the simulation truth well below its spread
+    truth = small_demo.truth.lai.values[~cloudy]
+    rmse = float(np.sqrt(np.mean((result.lai.values[~cloudy] - truth) ** 2)))
+    assert rmse < 0.6 * float(truth.std()) + 0.3
+
+
+def test_retrieve_errors_name_what_is_missing(small_demo):
+    cube = small_demo.cube
+    with pytest.raises(ValueError, match=r"\['B11'\].*Sentinel-2 band"):
+        cube.drop_vars("B11").physics.retrieve(["lai"])
+    with pytest.raises(ValueError, match=r"tts.*assign_coords"):
+        cube.drop_vars("tts").physics.retrieve(["lai"])
+    with pytest.raises(ValueError, match="cannot retrieve"):
+        cube.physics.retrieve(["yield"])
+    with pytest.raises(TypeError, match="non-numeric"):
+        cube.assign(B2=cube.B2.astype(str)).physics.retrieve()
+
+
+def test_soil_moisture_from_s1_and_derived_shortcuts(small_demo):
+    cube = small_demo.cube
+    mv = cube.physics.retrieve(["mv"], model="pretrained-s1").mv.compute()  # NDVI derived
+    valid = np.isfinite(mv.values)
+    assert valid.mean() > 0.9 and float(mv.min()) >= 0.0 and float(mv.max()) <= 0.5
+    fc = cube.physics.fcover().compute()
+    assert float(np.nanmin(fc)) >= 0.0 and float(np.nanmax(fc)) <= 1.0

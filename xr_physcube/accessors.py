@@ -306,8 +306,11 @@ class PhysicsAccessor:
             raise ValueError(
                 f"model {model!r} cannot retrieve {unknown}; it predicts {list(net.output_names)}"
             )
-        _require(self._ds, list(net.input_names), f"retrieve(model={model!r})", _band_hint)
-        inputs = _gather(self._ds, list(net.input_names))
+        ds = self._ds
+        if "ndvi" in net.input_names and "ndvi" not in ds.variables and {"B4", "B8"} <= set(ds):
+            ds = ds.assign(ndvi=self.ndvi())  # derived input, computed lazily
+        _require(ds, list(net.input_names), f"retrieve(model={model!r})", _band_hint)
+        inputs = _gather(ds, list(net.input_names))
         mean, sd = _blockwise(
             _RetrieveBlock(net, device, batch_size), inputs, len(net.output_names), "output", 2
         )
