@@ -36,6 +36,7 @@ SIZE = 32
 RES = 10.0
 S2_COLLECTION = "sentinel-2-l2a"
 S1_COLLECTION = "sentinel-1-rtc"
+S1_THETA_COLLECTION = "sentinel-1-rtc-incidence"  # one item with a per-pixel incidence asset
 
 # Earth Search v1 asset key -> (our band name, native resolution m)
 S2_ASSETS = {
@@ -188,9 +189,16 @@ def _s2_item(root: Path, i: int) -> pystac.Item:
     return item
 
 
-def _s1_item(root: Path, i: int) -> pystac.Item:
+def s1_incidence_field() -> np.ndarray:
+    """Per-pixel incidence angle (deg) on the 20 m grid: near range west, far range east."""
+    return np.broadcast_to(np.linspace(35.0, 36.5, SIZE // 2, dtype=np.float32), (16, 16)).copy()
+
+
+def _s1_item(root: Path, i: int, incidence_asset: bool = False) -> pystac.Item:
     geom, bbox = _geometry()
-    item_id = f"S1A_IW_GRDH_1SDV_{S1_DATES[i]:%Y%m%dT%H%M%S}_rtc"
+    item_id = f"S1A_IW_GRDH_1SDV_{S1_DATES[i]:%Y%m%dT%H%M%S}_rtc" + (
+        "_inc" if incidence_asset else ""
+    )
     props = {
         "platform": "sentinel-1a",
         "sar:instrument_mode": "IW",
@@ -207,7 +215,10 @@ def _s1_item(root: Path, i: int) -> pystac.Item:
     folder.mkdir(parents=True, exist_ok=True)
     vv = s1_vv_field(i)
     vh = (vv * (S1_VH[i] / S1_VV[i])).astype(np.float32)
-    for key, data in (("vv", vv), ("vh", vh)):
+    arrays = [("vv", vv), ("vh", vh)]
+    if incidence_asset:
+        arrays.append(("incidence_angle", s1_incidence_field()))
+    for key, data in arrays:
         path = folder / f"{key}.tif"
         _write_tif(path, data, 20.0, float("nan"))
         asset = pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data"])
@@ -232,6 +243,7 @@ def build_catalog(root: Path) -> Path:
     cat = pystac.Catalog("xr-physcube-test", "Tiny Sentinel-1/2 catalog for xr_physcube tests")
     cat.add_child(_collection(S2_COLLECTION, [_s2_item(root, i) for i in range(3)]))
     cat.add_child(_collection(S1_COLLECTION, [_s1_item(root, i) for i in range(2)]))
+    cat.add_child(_collection(S1_THETA_COLLECTION, [_s1_item(root, 0, incidence_asset=True)]))
     cat.normalize_hrefs(str(root / "stac"))
     cat.make_all_asset_hrefs_absolute()
     cat.save(pystac.CatalogType.SELF_CONTAINED)

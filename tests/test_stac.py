@@ -58,7 +58,7 @@ def test_server_is_a_stac_api(stac_api_url):
     client = Client.open(stac_api_url)
     assert client.conforms_to("ITEM_SEARCH")
     ids = {c.id for c in client.get_collections()}
-    assert ids == {td.S2_COLLECTION, td.S1_COLLECTION}
+    assert ids == {td.S2_COLLECTION, td.S1_COLLECTION, td.S1_THETA_COLLECTION}
     found = client.search(collections=[td.S2_COLLECTION], bbox=td.bbox_lonlat(), datetime=TIME)
     assert len(list(found.items())) == 3
     away = client.search(collections=[td.S2_COLLECTION], bbox=[10, 50, 10.01, 50.01])
@@ -182,6 +182,30 @@ def test_s1_db(stac_api_url, s2):
     expected = 10.0 * np.log10(np.interp(coord, np.arange(16), td.s1_vv_field(0)[0]))
     np.testing.assert_allclose(cube.VV.values[0, 3], expected, atol=1e-4)
     assert cube.VV.attrs["units"] == "dB"
+
+
+def test_s1_per_pixel_incidence_asset(stac_api_url, s2):
+    cube = load_s1(stac_api_url, td.bbox_lonlat(), TIME, collection=td.S1_THETA_COLLECTION, like=s2)
+    assert cube.theta.dims == ("time", "y", "x") and "theta" in cube.data_vars
+    coord = (np.arange(32) + 0.5) / 2 - 0.5
+    expected = np.interp(coord, np.arange(16), td.s1_incidence_field()[0])
+    np.testing.assert_allclose(cube.theta.values[0, 10], expected, rtol=1e-6)
+
+
+def test_s2_from_item_list_and_earthsearch_offset_flag(local_catalog_dir):
+    # No API: a list of pystac.Item. Earth Search's harmonised archive marks items whose
+    # DN already include the offset with earthsearch:boa_offset_applied: then no offset.
+    import pystac
+
+    cat = pystac.Catalog.from_file(str(local_catalog_dir / "stac" / "catalog.json"))
+    items = list(cat.get_child(td.S2_COLLECTION).get_items())
+    first = min(items, key=lambda it: it.datetime)
+    first.properties["earthsearch:boa_offset_applied"] = True
+    cube = load_s2([first], None, TIME, bounds=BOUNDS, bands=["B3"]).compute()
+    # DN = 10000 r + 1000 read without offset -> r + 0.1
+    expected = td.expected_s2_reflectance("B3", 0) + 0.1
+    np.testing.assert_allclose(cube.B3.values[0, 5:10, 5:10], expected, atol=1e-6)
+    assert cube.boa_offset.values[0] == 0.0
 
 
 def test_merge_nearest_date_within_tolerance(s2, s1):
