@@ -208,6 +208,31 @@ def test_s2_from_item_list_and_earthsearch_offset_flag(local_catalog_dir):
     assert cube.boa_offset.values[0] == 0.0
 
 
+def test_s2_same_day_items_are_mosaicked(local_catalog_dir):
+    # The cloudy date-2 item plus a copy of the clear date-1 item stamped 1 min later on
+    # the same day (as an adjacent tile would be): the cloud/shadow gap is filled from
+    # the second item, everything else comes from the first.
+    import pystac
+
+    cat = pystac.Catalog.from_file(str(local_catalog_dir / "stac" / "catalog.json"))
+    items = sorted(cat.get_child(td.S2_COLLECTION).get_items(), key=lambda it: it.datetime)
+    clear = items[0].clone()
+    clear.id = "neighbour-tile"
+    clear.datetime = items[1].datetime + pd.Timedelta(minutes=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cube = load_s2([items[1], clear], None, TIME, bounds=BOUNDS, bands=["B4"]).compute()
+    assert cube.sizes["time"] == 1
+    b4 = cube.B4.values[0]
+    gap = CLOUD_10M | SHADOW_10M
+    np.testing.assert_allclose(b4[gap], td.expected_s2_reflectance("B4", 0), atol=1e-6)
+    rest = b4[~gap & np.isfinite(b4)]
+    np.testing.assert_allclose(rest, td.expected_s2_reflectance("B4", 1), atol=1e-6)
+    assert rest.size == 32 * 32 - gap.sum() - 1  # the shared no-data pixel stays NaN
+    # angles: mean of 28 (s2:mean_solar_zenith) and 30 (90 - sun elevation 60)
+    assert cube.tts.values[0] == pytest.approx(29.0)
+
+
 def test_merge_nearest_date_within_tolerance(s2, s1):
     cube = merge_cubes(s2, s1, tolerance="3D")
     assert {*BANDS, "SCL", "VV", "VH"} <= set(cube.data_vars)

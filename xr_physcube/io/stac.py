@@ -397,6 +397,35 @@ def _bbox_centre(items: Sequence[pystac.Item], bbox) -> tuple[float, float]:
     return (0.5 * (b[0] + b[2]), 0.5 * (b[1] + b[3]))
 
 
+def _mosaic_same_day(ds: xr.Dataset) -> xr.Dataset:
+    """Merge items acquired on the same UTC day (adjacent tiles/slices of one pass).
+
+    Per pixel the first valid (non-NaN) value in time order wins; per-date numeric
+    coordinates (angles) are averaged; the time is that of the first item.
+    """
+    days = pd.DatetimeIndex(ds.time.values).normalize()
+    if not days.has_duplicates:
+        return ds
+    parts = []
+    for day in days.unique():
+        idx = np.flatnonzero(days == day)
+        sub = ds.isel(time=idx)
+        first = sub.isel(time=0)
+        for k in range(1, len(idx)):
+            first = first.fillna(sub.isel(time=k))
+        coords = {
+            c: ("time", [sub[c].values.mean()], sub[c].attrs)
+            for c in sub.coords
+            if sub[c].dims == ("time",) and c != "time"
+        }
+        parts.append(
+            first.drop_vars(list(coords), errors="ignore").expand_dims(time=[sub.time.values[0]])
+        )
+        parts[-1] = parts[-1].assign_coords(coords)
+    out = xr.concat(parts, dim="time", combine_attrs="override")
+    return out.assign_coords({c: out[c].astype(ds[c].dtype) for c in out.coords if c != "time"})
+
+
 # ----------------------------------------------------------------------------------------
 # Public loaders
 # ----------------------------------------------------------------------------------------
@@ -417,6 +446,7 @@ def load_s2(
     bounds: Sequence[float] | None = None,
     chunks: int | tuple[int, int] = 1024,
     resampling: str = "nearest",
+    mosaic: bool = True,
     query: Mapping[str, Any] | None = None,
     sign: str | None = None,
     modifier: Callable | None = None,
@@ -438,6 +468,8 @@ def load_s2(
         chunks: dask chunk size in y/x (int or (cy, cx)); one date per chunk.
         resampling: rasterio resampling name for all bands ("nearest", "bilinear", ...);
             SCL is always nearest.
+        mosaic: merge items of the same UTC day (adjacent tiles): first valid pixel in
+            time order after masking, angles averaged.
         query: STAC API ``query`` extension filter passed to the search.
         sign: "planetary_computer" to sign asset URLs (optional dependency).
         modifier: any ``pystac_client`` modifier callable (alternative to ``sign``).
@@ -492,7 +524,7 @@ def load_s2(
     )
     ds = ds.assign_coords(boa_offset=("time", offsets, {"units": "DN"}))
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-2")
-    return ds
+    return _mosaic_same_day(ds) if mosaic else ds
 
 
 def load_s1(
@@ -511,6 +543,7 @@ def load_s1(
     like: xr.Dataset | None = None,
     chunks: int | tuple[int, int] | None = None,
     resampling: str = "bilinear",
+    mosaic: bool = True,
     query: Mapping[str, Any] | None = None,
     sign: str | None = None,
     modifier: Callable | None = None,
@@ -528,6 +561,7 @@ def load_s1(
             default 1024, or those of ``like``).
         like: a cube from :func:`load_s2`: use its CRS, resolution, extent and chunks.
         resampling: rasterio resampling for backscatter (bilinear: averages linear power).
+        mosaic: merge slices of the same UTC day (first valid pixel in time order).
 
     Returns:
         Dataset with float32 ``VV``/``VH`` (units "m2/m2" or "dB") and ``theta`` (deg), a
@@ -579,7 +613,7 @@ def load_s1(
         theta = [S1_DEFAULT_INCIDENCE_DEG if t is None else t for t in theta]
         ds = ds.assign_coords(theta=("time", np.array(theta), attrs))
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-1")
-    return ds
+    return _mosaic_same_day(ds) if mosaic else ds
 
 
 def merge_cubes(s2: xr.Dataset, s1: xr.Dataset, tolerance: str | pd.Timedelta = "3D") -> xr.Dataset:
