@@ -8,6 +8,7 @@ terminated at teardown. No test touches the internet.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -43,7 +44,9 @@ def stac_api_url(local_catalog_dir, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("stac_server") / "server.log").open("w")
     catalog = local_catalog_dir / "stac" / "catalog.json"
-    cmd = [sys.executable, str(TESTS_DIR / "stac_testdata.py"), str(catalog), str(port)]
+    script = str(TESTS_DIR / "stac_testdata.py")
+    # the server exits by itself if this process dies without running the teardown
+    cmd = [sys.executable, script, str(catalog), str(port), str(os.getpid())]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60.0

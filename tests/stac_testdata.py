@@ -279,16 +279,36 @@ def _patch_cors_middleware() -> None:
     middleware.CORSMiddleware.__init__ = init
 
 
-def serve(catalog_json: str, port: int) -> None:
+def _exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """Exit this process as soon as its parent ``parent_pid`` is gone (e.g. pytest killed
+    with SIGKILL, when the fixture's teardown cannot run), so no server outlives the
+    test session. The launcher passes its pid: a parent that died before this check
+    started is then noticed too."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def serve(catalog_json: str, port: int, parent_pid: int | None = None) -> None:
     """Serve ``catalog_json`` as a STAC API with stac-fastapi-static on 127.0.0.1:port.
 
     stac-fastapi-static rewrites local asset hrefs to URLs under the API root
     (``<catalog dir>/../data/x.tif`` -> ``http://127.0.0.1:port/data/x.tif``) but does not
     serve the files; the GeoTIFFs are served from the same app at ``/data`` with
     starlette's ``StaticFiles`` (HTTP range requests), as a cloud bucket would.
+    With ``parent_pid`` the server exits when that process (its launcher) dies.
     """
     import os
 
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     import uvicorn
     from starlette.staticfiles import StaticFiles
 
@@ -306,4 +326,4 @@ def serve(catalog_json: str, port: int) -> None:
 if __name__ == "__main__":
     import sys
 
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

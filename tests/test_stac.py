@@ -16,7 +16,15 @@ import pytest
 import stac_testdata as td
 import xarray as xr
 
-from xr_physcube.io.stac import StacSearchError, load_s1, load_s2, merge_cubes, solar_position
+from xr_physcube.io.stac import (
+    StacSearchError,
+    load_cube,
+    load_s1,
+    load_s2,
+    merge_cubes,
+    search_items,
+    solar_position,
+)
 from xr_physcube.sensors.sentinel2 import BANDS
 
 TIME = "2024-05-01/2024-05-31"
@@ -259,6 +267,70 @@ def test_merge_resamples_native_s1_grid(stac_api_url, s2):
     # each 10 m pixel takes the 20 m pixel that contains it
     expected = np.repeat(td.s1_vv_field(0)[0], 2)
     np.testing.assert_allclose(cube.VV.values[0, 7], expected, rtol=1e-6)
+
+
+def test_load_cube_in_one_call(stac_api_url, s2, s1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cube = load_cube(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16)
+    assert cube.VV.chunks is not None and cube.sizes == s2.sizes
+    vals = cube.compute()
+    np.testing.assert_allclose(
+        vals.B8.values[0, 3:6, 3:6], td.expected_s2_reflectance("B8", 0), atol=1e-6
+    )
+    coord = (np.arange(32) + 0.5) / 2 - 0.5
+    expected = np.interp(coord, np.arange(16), td.s1_vv_field(1)[0])
+    np.testing.assert_allclose(vals.VV.values[1, 9], expected, rtol=1e-5)
+    assert np.isnan(vals.VV.values[2]).all()  # 21 May: no S1 within 3 days
+    xr.testing.assert_allclose(vals, merge_cubes(s2, s1).compute())
+
+
+def test_search_without_bbox_and_by_time(stac_api_url):
+    items = search_items(stac_api_url, td.S2_COLLECTION, None, TIME)
+    assert [it.datetime for it in items] == list(td.S2_DATES)
+    one = search_items(stac_api_url, td.S2_COLLECTION, None, ("2024-05-10", "2024-05-12"))
+    assert [it.id for it in one] == ["S2B_31TCJ_20240511_0_L2A"]
+
+
+def test_server_exits_when_its_parent_dies(local_catalog_dir):
+    # If pytest itself is killed (no fixture teardown), the server must not linger.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(td.__file__)
+    catalog = local_catalog_dir / "stac" / "catalog.json"
+    launcher = (
+        "import os, subprocess, sys, time; "
+        f"p = subprocess.Popen([sys.executable, {str(script)!r}, {str(catalog)!r}, '0', "
+        "str(os.getpid())]); "
+        "print(p.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True)
+    server_pid = int(parent.stdout.readline())
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return state not in ("Z", "X")
+
+    try:
+        assert alive(server_pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 20.0
+        while alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(server_pid)
+    finally:
+        if alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+        parent.stdout.close()
 
 
 def test_clear_errors(stac_api_url):

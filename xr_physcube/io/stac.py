@@ -68,6 +68,7 @@ __all__ = [
     "S1_ASSET_KEYS",
     "S2_ASSET_KEYS",
     "StacSearchError",
+    "load_cube",
     "load_s1",
     "load_s2",
     "merge_cubes",
@@ -185,7 +186,7 @@ def search_items(
         datetime = time if isinstance(time, str) else "/".join(_iso(t) for t in time)
         search = client.search(
             collections=[collection],
-            bbox=list(bbox),
+            bbox=list(bbox) if bbox is not None else None,
             datetime=datetime,
             query=dict(query) if query else None,
             max_items=max_items,
@@ -193,7 +194,8 @@ def search_items(
         items = list(search.items())
     if not items:
         raise StacSearchError(
-            f"no STAC item in collection {collection!r} for bbox={list(bbox)} and time={time!r}"
+            f"no STAC item in collection {collection!r} for "
+            f"bbox={list(bbox) if bbox is not None else None} and time={time!r}"
         )
     return sorted(items, key=lambda it: it.datetime or pd.Timestamp(0, tz="UTC"))
 
@@ -652,3 +654,29 @@ def merge_cubes(s2: xr.Dataset, s1: xr.Dataset, tolerance: str | pd.Timedelta = 
         "merge_tolerance": str(tol),
     }
     return out
+
+
+def load_cube(
+    catalog_or_url,
+    bbox: Sequence[float] | None,
+    time: str | Sequence[Any],
+    *,
+    s2_collection: str = "sentinel-2-l2a",
+    s1_collection: str = "sentinel-1-rtc",
+    tolerance: str | pd.Timedelta = "3D",
+    s1_kwargs: Mapping[str, Any] | None = None,
+    **s2_kwargs: Any,
+) -> xr.Dataset:
+    """S2 + S1 multi-modal cube: :func:`load_s2`, then :func:`load_s1` on its grid
+    (``like=s2``), then :func:`merge_cubes` (nearest S1 date within ``tolerance``).
+
+    ``s2_kwargs`` go to :func:`load_s2` (``bands``, ``resolution``, ``bounds``,
+    ``chunks``, ``sign`` …); ``s1_kwargs`` to :func:`load_s1` (``db``,
+    ``orbit_state`` …). ``sign``/``modifier`` are passed to both searches.
+    """
+    s2 = load_s2(catalog_or_url, bbox, time, collection=s2_collection, **s2_kwargs)
+    # signing applies to both; S2 filters (query, max_cloud_cover) do not apply to S1
+    s1_kw = {k: s2_kwargs[k] for k in ("sign", "modifier") if k in s2_kwargs}
+    s1_kw.update(s1_kwargs or {})
+    s1 = load_s1(catalog_or_url, bbox, time, collection=s1_collection, like=s2, **s1_kw)
+    return merge_cubes(s2, s1, tolerance=tolerance)
