@@ -2,11 +2,17 @@
 
 :class:`InverseModel` takes raw inputs in physical units, in the order of its
 ``input_names`` (e.g. S2 reflectances B2…B12 and the angles tts, tto, psi in degrees;
-angles enter as cosines), normalises them with statistics stored in the model, and
-returns the mean and standard deviation of each output in physical units. Rows with
-any NaN input give NaN outputs. :class:`BVNet` is the SNAP biophysical-processor
-baseline (one hidden layer of 5 tanh neurons, one network per variable; Weiss & Baret
-2016) used for comparison.
+angles enter as cosines, S1 sigma0 in dB), normalises them with statistics stored in
+the model, and returns the mean and standard deviation of each output in physical
+units. It is trained with the Gaussian negative log-likelihood (Nix & Weigend 1994,
+"Estimating the mean and variance of the target probability distribution", Proc.
+IEEE ICNN), so the predicted std is the network's own, input-dependent uncertainty
+(simulation noise + ill-posedness of the inversion). Rows with any non-finite input
+give NaN outputs.
+
+:class:`BVNet` is the baseline of the SNAP Sentinel-2 biophysical processor: one
+network per variable with one hidden layer of 5 tanh neurons (Weiss, M. & Baret, F.
+(2016), *S2ToolBox Level 2 products: LAI, FAPAR, FCOVER*, v1.1, INRA-EMMAH).
 """
 
 from __future__ import annotations
@@ -18,19 +24,23 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional
 
 ANGLE_INPUTS = ("tts", "tto", "psi", "theta")
 """Inputs given in degrees and fed to the network as cosines."""
 DB_INPUTS = ("VV", "VH")
 """Inputs given as linear sigma0 and fed to the network in dB."""
+LOG_VAR_RANGE = (-12.0, 6.0)
+"""Clamp of the normalised log-variance (std from 0.25 % to 20x the target's spread)."""
 
 
 def check_inputs(required: Iterable[str], available: Iterable[str]) -> None:
     """Raise ``ValueError`` naming every required input missing from ``available``."""
+    required = list(required)
     available = set(available)
     missing = [name for name in required if name not in available]
     if missing:
-        raise ValueError(f"missing input(s) {missing}; the network needs {list(required)}")
+        raise ValueError(f"missing input(s) {missing}; the network needs {required}")
 
 
 class InverseModel(nn.Module):
@@ -40,7 +50,10 @@ class InverseModel(nn.Module):
         input_names: raw input names, in order (S2 bands, angles, VV/VH, ndvi ...).
         output_names: predicted variables, in order.
         output_attrs: CF attributes per output (units, long_name).
-        hidden: hidden layer widths.
+        hidden: hidden layer widths (SiLU activations).
+
+    Attributes ``input_names``, ``output_names``, ``output_attrs`` and ``metadata`` (how
+    it was trained) travel with the saved file.
     """
 
     def __init__(
@@ -53,9 +66,12 @@ class InverseModel(nn.Module):
         super().__init__()
         self.input_names = tuple(input_names)
         self.output_names = tuple(output_names)
-        self.output_attrs = dict(output_attrs or {})
-        self.hidden = tuple(hidden)
+        self.output_attrs = {k: dict(v) for k, v in (output_attrs or {}).items()}
+        self.hidden = tuple(int(h) for h in hidden)
+        self.metadata: dict = {}
         n_in, n_out = len(self.input_names), len(self.output_names)
+        if len(set(self.input_names)) != n_in or len(set(self.output_names)) != n_out:
+            raise ValueError("input and output names must be unique")
         layers: list[nn.Module] = []
         width = n_in
         for h in self.hidden:
@@ -69,15 +85,29 @@ class InverseModel(nn.Module):
         self.register_buffer("y_std", torch.ones(n_out))
         self.register_buffer("y_min", torch.full((n_out,), -math.inf))
         self.register_buffer("y_max", torch.full((n_out,), math.inf))
-        angle = [n in ANGLE_INPUTS for n in self.input_names]
-        db = [n in DB_INPUTS for n in self.input_names]
-        self.register_buffer("_angle_mask", torch.tensor(angle), persistent=False)
-        self.register_buffer("_db_mask", torch.tensor(db), persistent=False)
+        self._angle_idx = [i for i, n in enumerate(self.input_names) if n in ANGLE_INPUTS]
+        self._db_idx = [i for i, n in enumerate(self.input_names) if n in DB_INPUTS]
+
+    def extra_repr(self) -> str:
+        return f"inputs={list(self.input_names)}, outputs={list(self.output_names)}"
+
+    # ---- inputs ------------------------------------------------------------------------
+    def check_inputs(self, available_names: Iterable[str]) -> None:
+        """Raise ``ValueError`` naming this network's inputs absent from ``available_names``."""
+        check_inputs(self.input_names, available_names)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Raw inputs (..., n_in) -> network features (cosines of angles, dB of sigma0)."""
-        x = torch.where(self._angle_mask, torch.cos(torch.deg2rad(x)), x)
-        return torch.where(self._db_mask, 10.0 * torch.log10(x.clamp_min(1e-6)), x)
+        if not self._angle_idx and not self._db_idx:
+            return x
+        f = x.clone()
+        if self._angle_idx:
+            idx = torch.tensor(self._angle_idx, device=x.device)
+            f[..., idx] = torch.cos(torch.deg2rad(x[..., idx]))
+        if self._db_idx:
+            idx = torch.tensor(self._db_idx, device=x.device)
+            f[..., idx] = 10.0 * torch.log10(x[..., idx].clamp_min(1e-6))
+        return f
 
     def set_normalisation(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Store feature and target statistics (from the training set)."""
@@ -89,34 +119,73 @@ class InverseModel(nn.Module):
         self.y_min.copy_(y.min(0).values)
         self.y_max.copy_(y.max(0).values)
 
+    # ---- training view -----------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised mean and log-variance (..., n_out) — what training optimises."""
+        """Normalised mean and log-variance (..., n_out): what training optimises."""
         z = (self.features(x) - self.x_mean) / self.x_std
-        out = self.mlp(z)
-        mean, log_var = out.chunk(2, dim=-1)
-        return mean, log_var.clamp(-12.0, 6.0)
+        mean, log_var = self.mlp(z).chunk(2, dim=-1)
+        return mean, log_var.clamp(*LOG_VAR_RANGE)
+
+    # ---- inference ---------------------------------------------------------------------
+    def _folded(self, dtype: torch.dtype, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Linear layers with the input/output normalisation folded in (exact algebra):
+        first layer W/σx, b - W μx/σx; last layer scaled to physical mean and to
+        log(std) = 0.5 log_var + log σy."""
+        linears = [m for m in self.mlp if isinstance(m, nn.Linear)]
+        out = []
+        for i, lin in enumerate(linears):
+            w, b = lin.weight.detach(), lin.bias.detach()
+            if i == 0:
+                w = w / self.x_std
+                b = b - w @ self.x_mean
+            if i == len(linears) - 1:
+                n = len(self.output_names)
+                scale = torch.cat([self.y_std, torch.full_like(self.y_std, 0.5)])
+                shift = torch.cat([self.y_mean, torch.log(self.y_std)])
+                w = w * scale[:, None]
+                b = b * scale + shift
+                assert w.shape[0] == 2 * n
+            out.append((w.to(device=device, dtype=dtype).T.contiguous(), b.to(device, dtype)))
+        return out
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation (..., n_out) in physical units; NaN rows -> NaN."""
+        """Mean and standard deviation (..., n_out) in physical units, from raw inputs
+        (..., n_in) in the order of ``input_names``. Rows with NaN/inf inputs give NaN."""
         if x.shape[-1] != len(self.input_names):
             raise ValueError(
                 f"expected {len(self.input_names)} inputs {list(self.input_names)} in the "
                 f"last dimension; got shape {tuple(x.shape)}"
             )
-        x = x.to(self.x_mean.dtype)
-        bad = ~torch.isfinite(x).all(-1, keepdim=True)
-        mean, log_var = self(torch.where(bad, torch.zeros_like(x), x))
-        std = torch.exp(0.5 * log_var) * self.y_std
-        mean = (mean * self.y_std + self.y_mean).clamp(self.y_min, self.y_max)
-        nan = torch.full_like(mean, math.nan)
-        return torch.where(bad, nan, mean), torch.where(bad, nan, std)
+        dtype = self.x_mean.dtype
+        shape = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1]).to(dtype)
+        finite = bool(torch.isfinite(x).all())
+        bad = None if finite else ~torch.isfinite(x).all(-1, keepdim=True)
+        if bad is not None:
+            x = torch.where(bad, torch.zeros_like(x), x)
+        h = self.features(x)
+        layers = self._folded(dtype, x.device)
+        for w, b in layers[:-1]:
+            h = functional.silu(torch.addmm(b, h, w), inplace=True)
+        w, b = layers[-1]
+        out = torch.addmm(b, h, w)
+        n = len(self.output_names)
+        half = 0.5 * torch.tensor(LOG_VAR_RANGE, dtype=dtype, device=x.device)
+        log_std_lo, log_std_hi = half[0] + torch.log(self.y_std), half[1] + torch.log(self.y_std)
+        mean = torch.clamp(out[:, :n], self.y_min, self.y_max)
+        std = torch.exp(torch.clamp(out[:, n:], log_std_lo, log_std_hi))
+        if bad is not None:
+            mean = mean.masked_fill(bad, math.nan)
+            std = std.masked_fill(bad, math.nan)
+        return mean.reshape(*shape, n), std.reshape(*shape, n)
 
     def predict_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` on a NumPy array (..., n_in); returns float32 arrays."""
         mean, std = self.predict(torch.as_tensor(np.asarray(x, dtype=np.float32)))
-        return mean.numpy(), std.numpy()
+        return mean.cpu().numpy(), std.cpu().numpy()
 
-    # ---- persistence -----------------------------------------------------------------
+    # ---- persistence -------------------------------------------------------------------
     def config(self) -> dict:
         return {
             "input_names": list(self.input_names),
@@ -126,10 +195,13 @@ class InverseModel(nn.Module):
         }
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
+        """Write a small ``.pt``: config, float32 state_dict and a JSON-able metadata dict."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.clone() for k, v in self.state_dict().items()}
-        torch.save({"config": self.config(), "state": state, "metadata": metadata or {}}, path)
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
+        torch.save({"config": self.config(), "state": state, "metadata": self.metadata}, path)
         return path
 
     @classmethod
@@ -137,12 +209,15 @@ class InverseModel(nn.Module):
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model = cls(**blob["config"])
         model.load_state_dict(blob["state"])
-        model.metadata = blob.get("metadata", {})
+        model.metadata = dict(blob.get("metadata", {}))
         return model.eval()
 
 
 class BVNet(nn.Module):
-    """SNAP BV-NET design: per variable, inputs -> 5 tanh -> 1 (Weiss & Baret 2016)."""
+    """SNAP BV-NET design: per variable, inputs -> 5 tanh -> 1 linear (Weiss & Baret 2016).
+
+    Works on normalised features and targets (as SNAP, which maps both to [-1, 1]).
+    """
 
     def __init__(self, n_inputs: int, n_outputs: int):
         super().__init__()

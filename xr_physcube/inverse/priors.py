@@ -7,12 +7,15 @@ variable shrinks linearly from its full prior range at LAI = 0 to a narrower ran
 the maximum LAI, which prevents physically unlikely combinations (e.g. dense canopies
 of yellow leaves) from dominating the training set. The values below follow that table
 where our parameterisation matches it (leaf water is drawn as Cw directly rather than
-through relative water content). Bounds are always clipped to the model's
-:class:`~xr_physcube.parameters.ParameterSpec` (one owner of physical bounds).
+through relative water content). Every prior is checked against the model's
+:class:`~xr_physcube.parameters.ParameterSpec` at import (one owner of physical bounds);
+plain :class:`Gaussian` priors are truncated to those bounds. Swap a distribution with
+:meth:`PriorSet.replace`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +33,19 @@ class Uniform:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.lower, self.upper, n)
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """Gaussian(mean, std); samples are truncated to the parameter's physical bounds."""
+
+    mean: float
+    std: float
+    lower: float = -np.inf
+    upper: float = np.inf
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return TruncatedGaussian(self.mean, self.std, self.lower, self.upper).sample(n, rng)
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,7 @@ class Fixed:
         return np.full(n, self.value)
 
 
-Distribution = Uniform | TruncatedGaussian | Fixed
+Distribution = Uniform | Gaussian | TruncatedGaussian | Fixed
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,15 @@ class Prior:
 
     def __post_init__(self) -> None:
         d = self.distribution
+        if isinstance(d, Gaussian):  # a plain Gaussian is truncated to the physical bounds
+            lo = max(d.lower, self.spec.lower)
+            hi = min(d.upper, self.spec.upper)
+            object.__setattr__(self, "distribution", Gaussian(d.mean, d.std, lo, hi))
+            d = self.distribution
         lo, hi = (d.value, d.value) if isinstance(d, Fixed) else (d.lower, d.upper)
+        if self.codistribution is not None:
+            lo = min(lo, self.codistribution.lower_at_max_lai)
+            hi = max(hi, self.codistribution.upper_at_max_lai)
         if lo < self.spec.lower or hi > self.spec.upper:
             raise ValueError(
                 f"prior of '{self.spec.name}' spans [{lo:g}, {hi:g}], outside the "
@@ -100,6 +124,31 @@ class PriorSet:
 
     def names(self) -> tuple[str, ...]:
         return tuple(self.priors)
+
+    def replace(self, **distributions: Distribution | Prior) -> PriorSet:
+        """A copy with some distributions swapped (co-distributions are kept), e.g.
+        ``S2_PRIORS.replace(lai=Uniform(0, 6))``."""
+        priors = dict(self.priors)
+        for name, d in distributions.items():
+            if isinstance(d, Prior):
+                priors[name] = d
+            else:
+                old = self.priors[name]
+                priors[name] = Prior(old.spec, d, old.codistribution)
+        return PriorSet(priors, self.lai_max)
+
+    def describe(self) -> dict[str, dict]:
+        """JSON-able description (stored with trained networks)."""
+        out = {}
+        for name, p in self.priors.items():
+            d = p.distribution
+            out[name] = {"distribution": type(d).__name__, **dataclasses.asdict(d)}
+            if p.codistribution is not None:
+                out[name]["at_lai_max"] = [
+                    p.codistribution.lower_at_max_lai,
+                    p.codistribution.upper_at_max_lai,
+                ]
+        return {"lai_max": self.lai_max, "priors": out}
 
     def sample(self, n: int, seed: int | np.random.Generator = 0) -> dict[str, np.ndarray]:
         """Draw ``n`` joint samples (float64 arrays), reproducible for a given seed."""
@@ -138,12 +187,16 @@ S2_PRIORS = PriorSet(
 )
 """PROSAIL priors for the Sentinel-2 networks (ATBD Table 3 design)."""
 
-S2_GEOMETRY = {
-    "tts": Uniform(15.0, 70.0),  # sun zenith over S2 acquisitions (mid-latitudes, all seasons)
-    "tto": Uniform(0.0, 12.0),  # MSI view zenith: at most ~11.5° at the swath edges
-    "psi": Uniform(0.0, 180.0),
-}
-"""Sun/view geometry sampled with the S2 simulations (degrees)."""
+S2_GEOMETRY = PriorSet(
+    {
+        # sun zenith over S2 acquisitions (mid-latitudes, all seasons)
+        "tts": _p(sail.TTS, Uniform(15.0, 70.0)),
+        # MSI view zenith: at most ~11.5 deg at the swath edges (field of view 20.6 deg)
+        "tto": _p(sail.TTO, Uniform(0.0, 12.0)),
+        "psi": _p(sail.PSI, Uniform(0.0, 180.0)),
+    }
+)
+"""Sun/view geometry sampled with the S2 simulations (degrees), independent of LAI."""
 
 S1_PRIORS = PriorSet(
     {
@@ -153,5 +206,5 @@ S1_PRIORS = PriorSet(
 )
 """Soil priors for the Sentinel-1 network (volumetric moisture, roughness)."""
 
-S1_INCIDENCE = Uniform(30.0, 45.0)
-"""Incidence angles (deg) within the IW swath."""
+S1_GEOMETRY = PriorSet({"theta": _p(sar.THETA, Uniform(29.0, 46.0))})
+"""Incidence angles (deg) within the Sentinel-1 IW swath (29.1-46.0 deg)."""
