@@ -10,7 +10,8 @@ Layout (UTM 31N, EPSG:32631, 32 x 32 px at 10 m; 20 m bands and SCL at 16 x 16 p
 - collection ``sentinel-2-l2a``: 3 dates, Earth Search asset keys ("blue", ..., "scl");
   date 1 baseline 05.10 with ``view:*`` angles; date 2 baseline 05.10 with Planetary
   Computer style ``s2:mean_solar_*`` angles and a cloud (SCL 9) + shadow (SCL 3);
-  date 3 baseline 03.01 (no BOA offset) and no angle metadata at all (fallback).
+  date 3 baseline 03.01 (no BOA offset) and no angle metadata at all (fallback); every
+  item also has a ``granule_metadata`` asset (tile metadata XML with 5 km angle grids).
 - collection ``sentinel-1-rtc``: 2 dates, assets "vv", "vh" (linear sigma0, float32);
   date 1 has ``view:incidence_angle``, date 2 has none (fallback).
 """
@@ -80,6 +81,74 @@ S2_VIEW_ZENITH_2, S2_VIEW_AZIMUTH_2 = 7.0, 100.0
 # Cloud (SCL 9) and its shadow (SCL 3) on date 2, in 20 m SCL pixels (rows, cols).
 CLOUD_SCL = (slice(2, 6), slice(2, 6))
 SHADOW_SCL = (slice(8, 10), slice(2, 6))
+
+# Tile metadata (MTD_TL.xml) angle grids: 23 x 23 nodes every 5 km from the tile's
+# upper-left corner (real 31TCJ corner). Fields are linear in the node indices (row r,
+# col c), so bilinear interpolation reproduces them exactly at any pixel centre.
+TILE_UL = (300_000.0, 4_900_020.0)
+TILE_STEP = 5000.0
+TILE_NODES = 23
+
+
+def tile_angle_fields(date_index: int, r, c) -> dict[str, np.ndarray]:
+    """Sun zenith/azimuth and B8 view zenith/azimuth (deg) at node coordinates (r, c)."""
+    r, c = np.asarray(r, float), np.asarray(c, float)
+    return {
+        "sun_zenith": 30.0 + date_index + 0.5 * c - 0.25 * r,
+        "sun_azimuth": 150.0 + 0.3 * c + 0.1 * r,
+        "view_zenith": 2.0 + 0.4 * c + 0.2 * r,
+        "view_azimuth": 100.0 + 0.2 * c - 0.3 * r,
+    }
+
+
+def _values_list(grid: np.ndarray) -> str:
+    rows = "".join(
+        "<VALUES>" + " ".join("NaN" if np.isnan(v) else f"{v:.6f}" for v in row) + "</VALUES>"
+        for row in grid
+    )
+    step = f'unit="m">{TILE_STEP:.0f}'
+    steps = f"<COL_STEP {step}</COL_STEP><ROW_STEP {step}</ROW_STEP>"
+    return f"{steps}<Values_List>{rows}</Values_List>"
+
+
+def tile_metadata_xml(date_index: int) -> str:
+    """A Level-2A ``MTD_TL.xml`` reduced to Geometric_Info (the part read for angles).
+
+    View grids: B8 (bandId 7) split over two detectors (columns <= 12 and >= 12, overlap
+    at column 12), and a B1 grid (bandId 0) of 50 deg that must not be used.
+    """
+    r, c = np.meshgrid(np.arange(TILE_NODES), np.arange(TILE_NODES), indexing="ij")
+    f = tile_angle_fields(date_index, r, c)
+    views = []
+    for det, keep in ((1, c <= 12), (2, c >= 12)):
+        z = np.where(keep, f["view_zenith"], np.nan)
+        a = np.where(keep, f["view_azimuth"], np.nan)
+        views.append(
+            f'<Viewing_Incidence_Angles_Grids bandId="7" detectorId="{det}">'
+            f"<Zenith>{_values_list(z)}</Zenith><Azimuth>{_values_list(a)}</Azimuth>"
+            "</Viewing_Incidence_Angles_Grids>"
+        )
+    b1 = np.full((TILE_NODES, TILE_NODES), 50.0)
+    views.append(
+        '<Viewing_Incidence_Angles_Grids bandId="0" detectorId="1">'
+        f"<Zenith>{_values_list(b1)}</Zenith><Azimuth>{_values_list(b1)}</Azimuth>"
+        "</Viewing_Incidence_Angles_Grids>"
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<n1:Level-2A_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/'
+        'S2_PDI_Level-2A_Tile_Metadata.xsd"><n1:Geometric_Info>'
+        '<Tile_Geocoding metadataLevel="Brief"><HORIZONTAL_CS_NAME>WGS84 / UTM zone 31N'
+        f"</HORIZONTAL_CS_NAME><HORIZONTAL_CS_CODE>EPSG:{EPSG}</HORIZONTAL_CS_CODE>"
+        '<Size resolution="10"><NROWS>10980</NROWS><NCOLS>10980</NCOLS></Size>'
+        f'<Geoposition resolution="10"><ULX>{TILE_UL[0]:.0f}</ULX><ULY>{TILE_UL[1]:.0f}</ULY>'
+        "<XDIM>10</XDIM><YDIM>-10</YDIM></Geoposition></Tile_Geocoding><Tile_Angles>"
+        f"<Sun_Angles_Grid><Zenith>{_values_list(f['sun_zenith'])}</Zenith>"
+        f"<Azimuth>{_values_list(f['sun_azimuth'])}</Azimuth></Sun_Angles_Grid>"
+        + "".join(views)
+        + "</Tile_Angles></n1:Geometric_Info></n1:Level-2A_Tile_ID>\n"
+    )
+
 
 S1_DATES = (
     dt.datetime(2024, 5, 2, 17, 50, tzinfo=dt.UTC),
@@ -186,6 +255,12 @@ def _s2_item(root: Path, i: int) -> pystac.Item:
     asset = pystac.Asset(str(path), media_type=pystac.MediaType.COG, roles=["data"])
     item.add_asset("scl", asset)
     _proj(asset, 20.0)
+    path = folder / "granule_metadata.xml"
+    path.write_text(tile_metadata_xml(i), encoding="utf-8")
+    item.add_asset(
+        "granule_metadata",
+        pystac.Asset(str(path), media_type=pystac.MediaType.XML, roles=["metadata"]),
+    )
     return item
 
 

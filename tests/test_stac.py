@@ -152,6 +152,67 @@ def test_s2_angles_from_metadata_and_fallback(s2):
     assert s2.tts.values[2] == pytest.approx(np.degrees(np.arccos(cos_z)), abs=1.0)
 
 
+def test_s2_per_pixel_angles_from_tile_metadata(stac_api_url):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no fallback: every item has the grids
+        cube = load_s2(
+            stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, bands=["B4"], angles="granule"
+        )
+    for name in ("tts", "tto", "psi"):
+        assert cube[name].dims == ("time", "y", "x") and cube[name].chunks is not None
+    vals = cube.compute()
+    # node coordinates of the pixel centres; the fields are linear in them (exact bilinear)
+    c = (vals.x.values - td.TILE_UL[0]) / td.TILE_STEP
+    r = (td.TILE_UL[1] - vals.y.values) / td.TILE_STEP
+    rr, cc = np.meshgrid(r, c, indexing="ij")
+    ok = np.ones((32, 32), bool)
+    ok[0, -1] = False  # the DN-0 pixel: outside the footprint, angles NaN
+    for i in range(3):
+        f = td.tile_angle_fields(i, rr, cc)
+        np.testing.assert_allclose(vals.tts.values[i][ok], f["sun_zenith"][ok], atol=1e-4)
+        # B8 view grid (two detectors merged), not the 50 deg B1 grid
+        np.testing.assert_allclose(vals.tto.values[i][ok], f["view_zenith"][ok], atol=1e-4)
+        psi = np.abs(f["sun_azimuth"] - f["view_azimuth"])
+        np.testing.assert_allclose(vals.psi.values[i][ok], psi[ok], atol=1e-3)
+        assert np.isnan(vals.tts.values[i][0, -1])
+    # the grids vary across the 320 m scene (per-pixel, not one value per date)
+    assert np.ptp(vals.tts.values[0][ok]) > 0.02
+    # cloud-masked pixels keep their angles
+    assert np.isfinite(vals.tts.values[1][CLOUD_10M]).all()
+
+
+def test_tile_angles_detectors_and_wraparound():
+    from xr_physcube.io._angles import parse_tile_angles, pixel_angles
+
+    def grid(v):
+        return "".join("<VALUES>" + " ".join(row) + "</VALUES>" for row in v)
+
+    xml = (
+        "<T><HORIZONTAL_CS_CODE>EPSG:32631</HORIZONTAL_CS_CODE>"
+        "<Geoposition><ULX>0</ULX><ULY>100</ULY></Geoposition>"
+        "<Sun_Angles_Grid><Zenith><COL_STEP>100</COL_STEP><ROW_STEP>100</ROW_STEP>"
+        f"<Values_List>{grid([['20', '30'], ['20', '30']])}</Values_List></Zenith>"
+        f"<Azimuth><Values_List>{grid([['10', '10'], ['10', '10']])}</Values_List></Azimuth>"
+        "</Sun_Angles_Grid>"
+        '<Viewing_Incidence_Angles_Grids bandId="7" detectorId="1"><Zenith><Values_List>'
+        f"{grid([['2', 'NaN'], ['2', 'NaN']])}</Values_List></Zenith><Azimuth><Values_List>"
+        f"{grid([['359', 'NaN'], ['359', 'NaN']])}</Values_List></Azimuth>"
+        "</Viewing_Incidence_Angles_Grids>"
+        '<Viewing_Incidence_Angles_Grids bandId="7" detectorId="2"><Zenith><Values_List>'
+        f"{grid([['NaN', '6'], ['NaN', '6']])}</Values_List></Zenith><Azimuth><Values_List>"
+        f"{grid([['NaN', '1'], ['NaN', '1']])}</Values_List></Azimuth>"
+        "</Viewing_Incidence_Angles_Grids></T>"
+    )
+    tile = parse_tile_angles(xml)
+    out = pixel_angles(tile, np.array([0.0, 50.0, 100.0]), np.array([50.0]))
+    np.testing.assert_allclose(out["tts"][0], [20.0, 25.0, 30.0], atol=1e-5)
+    np.testing.assert_allclose(out["tto"][0], [2.0, 4.0, 6.0], atol=1e-5)
+    # view azimuth 359 -> 0 -> 1 (unit-vector interpolation, not 180): psi 11, 10, 9
+    np.testing.assert_allclose(out["psi"][0], [11.0, 10.0, 9.0], atol=1e-4)
+    with pytest.raises(ValueError, match="B4"):
+        parse_tile_angles(xml, view_band="B4")
+
+
 def test_solar_position_reference_values():
     # Summer solstice 2024 (20 June 20:51 UTC): declination = +23.44 deg, so at solar
     # noon the zenith is latitude - 23.44. Solar noon at lon 0 is 12:01:50 UTC (NOAA).

@@ -19,7 +19,9 @@ Sentinel-2 (:func:`load_s2`)
     from item properties (see :data:`SUN_ZENITH_KEYS` …). Fallback where absent (with a
     :class:`UserWarning` naming the items): the sun position computed from the item
     datetime at the bbox centre (NOAA solar-position equations, Spencer 1971), view
-    zenith 0° (nadir) and, without a view azimuth, ``psi`` = 0°.
+    zenith 0° (nadir) and, without a view azimuth, ``psi`` = 0°. With
+    ``angles="granule"`` they are instead per-pixel variables interpolated from the 5 km
+    angle grids of each item's tile metadata XML (:mod:`xr_physcube.io._angles`).
 
 Sentinel-1 (:func:`load_s1`)
     ``VV`` and ``VH`` backscatter (the assets must be calibrated backscatter, e.g.
@@ -42,6 +44,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from xml.etree.ElementTree import ParseError as ET_ParseError
 
 import numpy as np
 import pandas as pd
@@ -119,6 +122,9 @@ VIEW_ZENITH_KEYS = (
 """Item properties giving the view zenith (deg), in this order (``view:off_nadir`` is the
 angle at the sensor, a close approximation for S2's narrow field of view)."""
 VIEW_AZIMUTH_KEYS = ("view:azimuth", "s2:mean_incidence_azimuth_angle_b8", "s2:mean_view_azimuth")
+GRANULE_METADATA_KEYS = ("granule_metadata", "granule-metadata", "MTD_TL", "metadata")
+"""Asset keys of the tile metadata XML (``MTD_TL.xml``) tried in order for
+``load_s2(..., angles="granule")``: Earth Search v1, Planetary Computer, others."""
 S1_INCIDENCE_KEYS = ("view:incidence_angle", "s1:incidence_angle", "sar:incidence_angle")
 
 S1_DEFAULT_INCIDENCE_DEG = 0.5 * (IW_INCIDENCE_RANGE_DEG[0] + IW_INCIDENCE_RANGE_DEG[1])
@@ -428,6 +434,52 @@ def _mosaic_same_day(ds: xr.Dataset) -> xr.Dataset:
     return out.assign_coords({c: out[c].astype(ds[c].dtype) for c in out.coords if c != "time"})
 
 
+def _granule_angles(
+    ds: xr.Dataset, items: Sequence[pystac.Item], key: str, template: xr.DataArray
+) -> xr.Dataset:
+    """Per-pixel ``tts``/``tto``/``psi`` variables (lazy) from each item's tile metadata."""
+    import dask.array as dsa
+
+    from xr_physcube.io._angles import parse_tile_angles, pixel_angles, read_text
+
+    tiles = []
+    for it in items:
+        href = it.assets[key].href
+        try:
+            tile = parse_tile_angles(read_text(href), view_band="B8")
+        except (OSError, ValueError, ET_ParseError) as err:
+            raise ValueError(
+                f"cannot read angle grids of item {it.id!r} from {href}: {err}"
+            ) from err
+        crs = f"EPSG:{tile.epsg}"
+        if ds.attrs.get("crs") and crs != ds.attrs["crs"]:
+            raise ValueError(
+                f"item {it.id!r}: tile angle grids are in {crs} but the cube is in "
+                f"{ds.attrs['crs']}; load with epsg={tile.epsg} or angles='metadata'"
+            )
+        tiles.append(tile)
+    x, y = ds.x.values, ds.y.values
+
+    def block(name: str, block_info=None) -> np.ndarray:
+        (t0, t1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        out = [pixel_angles(tiles[t], x[x0:x1], y[y0:y1])[name] for t in range(t0, t1)]
+        return np.stack(out)
+
+    data = template.data
+    long = {"tts": "sun zenith", "tto": "view zenith (B8)", "psi": "relative azimuth"}
+    out = {}
+    for name in ("tts", "tto", "psi"):
+        arr = dsa.map_blocks(
+            block, name, chunks=data.chunks, dtype=np.float32, meta=np.array((), np.float32)
+        )
+        attrs = {"long_name": long[name], "units": "deg", "source": "tile metadata grids"}
+        # NaN outside the item's footprint, so same-day mosaics take the right tile's angles
+        out[name] = xr.DataArray(
+            arr, dims=template.dims, coords=template.coords, attrs=attrs
+        ).where(template.notnull())
+    return ds.assign(out)
+
+
 # ----------------------------------------------------------------------------------------
 # Public loaders
 # ----------------------------------------------------------------------------------------
@@ -449,6 +501,7 @@ def load_s2(
     chunks: int | tuple[int, int] = 1024,
     resampling: str = "nearest",
     mosaic: bool = True,
+    angles: str = "metadata",
     query: Mapping[str, Any] | None = None,
     sign: str | None = None,
     modifier: Callable | None = None,
@@ -472,16 +525,26 @@ def load_s2(
             SCL is always nearest.
         mosaic: merge items of the same UTC day (adjacent tiles): first valid pixel in
             time order after masking, angles averaged.
+        angles: "metadata": per-date coordinates ``tts``/``tto``/``psi`` from item
+            properties (fallback in the module doc); "granule": per-pixel lazy variables
+            ``(time, y, x)`` interpolated from the 5 km angle grids of each item's tile
+            metadata XML (asset :data:`GRANULE_METADATA_KEYS`; view angles of B8;
+            :mod:`xr_physcube.io._angles`), NaN outside the item's footprint. The XML is
+            read at load time (one small file per item); the cube must be in the
+            tile's CRS.
         query: STAC API ``query`` extension filter passed to the search.
         sign: "planetary_computer" to sign asset URLs (optional dependency).
         modifier: any ``pystac_client`` modifier callable (alternative to ``sign``).
 
     Returns:
         Dataset with float32 reflectance variables named after ``bands``, ``SCL`` (float,
-        NaN = no data), per-date coordinates ``tts``, ``tto``, ``psi`` (deg) and
+        NaN = no data), angles ``tts``, ``tto``, ``psi`` (deg; per-date coordinates, or
+        per-pixel variables with ``angles="granule"``) and
         ``boa_offset`` (DN), attrs ``crs``, ``resolution``, ``collection``, ``items``.
     """
     bands = check_bands(list(bands))
+    if angles not in ("metadata", "granule"):
+        raise ValueError(f"angles must be 'metadata' or 'granule'; got {angles!r}")
     items = search_items(
         catalog_or_url, collection, bbox, time, query=query, sign=sign, modifier=modifier
     )
@@ -493,7 +556,10 @@ def load_s2(
                 f"with eo:cloud_cover <= {max_cloud_cover}"
             )
     names = [*bands, "SCL"] if mask else list(bands)
-    keys = _resolve_assets(items, names, S2_ASSET_KEYS)
+    table = {**S2_ASSET_KEYS, "granule_metadata": GRANULE_METADATA_KEYS}
+    if angles == "granule":
+        names.append("granule_metadata")
+    keys = _resolve_assets(items, names, table)
     grid = dict(bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks)
     ds = _stack(items, {b: keys[b] for b in bands}, resampling=resampling, **grid)
     offsets = np.array(
@@ -511,6 +577,8 @@ def load_s2(
         refl = ((dn + offset) / np.float32(QUANTIFICATION_VALUE)).astype(np.float32)
         ds[b] = refl.where(dn != NODATA_DN)
         ds[b].attrs = {"long_name": f"Sentinel-2 {b} surface reflectance", "units": "1"}
+    if angles == "granule":
+        ds = _granule_angles(ds, items, keys["granule_metadata"], template=ds[bands[0]])
     if mask:
         scl = _stack(items, {"SCL": keys["SCL"]}, resampling="nearest", **grid)["SCL"]
         scl = scl.where(scl != 0)
@@ -519,11 +587,12 @@ def load_s2(
             ds[b] = ds[b].where(~invalid)
         ds["SCL"] = scl
         ds["SCL"].attrs = {"long_name": "L2A scene classification", "masked": str(scl_invalid)}
-    angles = _s2_angles(items, _bbox_centre(items, bbox))
-    units = {"tts": "sun zenith", "tto": "view zenith", "psi": "relative azimuth"}
-    ds = ds.assign_coords(
-        {k: ("time", v, {"long_name": units[k], "units": "deg"}) for k, v in angles.items()}
-    )
+    if angles == "metadata":
+        per_date = _s2_angles(items, _bbox_centre(items, bbox))
+        units = {"tts": "sun zenith", "tto": "view zenith", "psi": "relative azimuth"}
+        ds = ds.assign_coords(
+            {k: ("time", v, {"long_name": units[k], "units": "deg"}) for k, v in per_date.items()}
+        )
     ds = ds.assign_coords(boa_offset=("time", offsets, {"units": "DN"}))
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-2")
     return _mosaic_same_day(ds) if mosaic else ds
