@@ -169,7 +169,7 @@ def _open_client(catalog_or_url, sign: str | None, modifier: Callable | None):
 def search_items(
     catalog_or_url,
     collection: str,
-    bbox: Sequence[float],
+    bbox: Sequence[float] | None,
     time: str | Sequence[Any],
     *,
     query: Mapping[str, Any] | None = None,
