@@ -43,6 +43,14 @@ def check_inputs(required: Iterable[str], available: Iterable[str]) -> None:
         raise ValueError(f"missing input(s) {missing}; the network needs {required}")
 
 
+def _cos_deg(x: torch.Tensor) -> torch.Tensor:
+    return torch.cos(x * (math.pi / 180.0))
+
+
+def _db(x: torch.Tensor) -> torch.Tensor:
+    return 10.0 * torch.log10(x.clamp_min(1e-6))
+
+
 class InverseModel(nn.Module):
     """MLP (inputs -> mean and std of each output), with its normalisation and metadata.
 
@@ -101,12 +109,14 @@ class InverseModel(nn.Module):
         if not self._angle_idx and not self._db_idx:
             return x
         f = x.clone()
-        if self._angle_idx:
-            idx = torch.tensor(self._angle_idx, device=x.device)
-            f[..., idx] = torch.cos(torch.deg2rad(x[..., idx]))
-        if self._db_idx:
-            idx = torch.tensor(self._db_idx, device=x.device)
-            f[..., idx] = 10.0 * torch.log10(x[..., idx].clamp_min(1e-6))
+        for idx, fn in ((self._angle_idx, _cos_deg), (self._db_idx, _db)):
+            if not idx:
+                continue
+            if idx == list(range(idx[0], idx[-1] + 1)):  # contiguous: cheap slices
+                f[..., idx[0] : idx[-1] + 1] = fn(x[..., idx[0] : idx[-1] + 1])
+            else:
+                index = torch.tensor(idx, device=x.device)
+                f[..., index] = fn(x[..., index])
         return f
 
     def set_normalisation(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -160,8 +170,11 @@ class InverseModel(nn.Module):
         dtype = self.x_mean.dtype
         shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1]).to(dtype)
-        finite = bool(torch.isfinite(x).all())
+        # one cheap reduction: a finite sum means every input is finite
+        finite = bool(torch.isfinite(x.sum()))
         bad = None if finite else ~torch.isfinite(x).all(-1, keepdim=True)
+        if bad is not None and not bool(bad.any()):
+            bad = None  # the sum overflowed but every value is finite
         if bad is not None:
             x = torch.where(bad, torch.zeros_like(x), x)
         h = self.features(x)
