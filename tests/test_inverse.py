@@ -6,6 +6,7 @@ definitions in Weiss & Baret (2016), S2ToolBox Level-2 ATBD (LAI co-distribution
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -34,6 +35,7 @@ from xr_physcube.inverse.train import (
     gaussian_nll,
     output_attrs,
     predict_bvnet,
+    train_pretrained,
 )
 from xr_physcube.models import prospect, sail
 from xr_physcube.sensors.sentinel2 import BANDS
@@ -300,3 +302,15 @@ def test_pretrained_s2_api_and_accuracy(sim):
         assert 0.6 < inside < 0.76, (name, inside)
     with pytest.raises(ValueError, match="unknown network"):
         load_pretrained("s3")
+
+
+def test_train_pretrained_reproducible(tmp_path):
+    """The retraining entry point is deterministic for a seed (tiny run)."""
+    a = train_pretrained("s2", 400, seed=3, out_path=tmp_path / "a.pt", progress=False, epochs=2)
+    b = train_pretrained("s2", 400, seed=3, out_path=tmp_path / "b.pt", progress=False, epochs=2)
+    net_a, net_b = InverseModel.load(a), InverseModel.load(b)
+    for (k, va), vb in zip(net_a.state_dict().items(), net_b.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+    meta = json.loads(json.dumps(net_a.metadata))  # JSON-able
+    assert meta["n_samples"] == 400 and meta["seed"] == 3
+    assert meta["simulation"]["priors"]["priors"]["lai"]["distribution"] == "TruncatedGaussian"

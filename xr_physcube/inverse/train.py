@@ -255,6 +255,7 @@ def train_pretrained(
     config = SimulationConfig()
     data = simulate_for(spec, n, seed, progress, config, num_threads)
     sim_seconds = time.perf_counter() - start
+    torch.manual_seed(seed)  # weight initialisation
     model = InverseModel(spec.inputs, spec.outputs, output_attrs(spec.outputs), spec.hidden)
     with torch_threads(num_threads):
         history = fit(
