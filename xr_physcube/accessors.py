@@ -30,7 +30,7 @@ ANGLE_HINT = (
     "tto=('time', view_zenith), psi=('time', relative_azimuth)) (degrees); "
     "xr_physcube.io.stac.load_s2 fills them from the STAC item metadata"
 )
-DEFAULT_BATCH = 262_144
+DEFAULT_BATCH = 65_536
 """Pixels per model call inside a chunk (bounds the temporary memory of a block)."""
 
 
