@@ -47,6 +47,7 @@ def inverse_predictions(sim, names) -> dict[str, np.ndarray]:
     columns = {b: obs[:, i] for i, b in enumerate(BANDS)}
     columns["VV"], columns["VH"] = 10 ** (obs[:, 10] / 10), 10 ** (obs[:, 11] / 10)
     columns["VV_db"], columns["VH_db"] = obs[:, 10], obs[:, 11]
+    columns["ndvi"] = (columns["B8"] - columns["B4"]) / (columns["B8"] + columns["B4"])
     for i, a in enumerate(("tts", "tto", "psi", "theta")):
         columns[a] = sim.angles[:, i].numpy()
     truth = {n: sim.truth[:, i].numpy() for i, n in enumerate(names)}
