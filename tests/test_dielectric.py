@@ -116,3 +116,27 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="GHz"):
         hallikainen(0.2, 0.3, 0.2, frequency_ghz=30.0)
     hallikainen(0.7, 0.3, 0.2, validate=False)  # opt-out
+
+
+def _ulaby_long_2014_dobson_real(mv, sand, clay, rho_b, f_ghz):
+    """Real part of Dobson et al. (1985) in the independent form printed by Ulaby & Long
+    (2014), *Microwave Radar and Radiometric Remote Sensing*, Univ. Michigan Press,
+    eqs. 4.66-4.69 (the form also coded in the SenSE package, pygeo/sense,
+    ``sense/dielectric/dobson85.py``): eps' = (1 + 0.66 rho_b + mv^b1 eps_w'^0.65 - mv)^(1/0.65),
+    b1 = 1.27 - 0.519 S - 0.152 C, and a single-Debye water eps_w' = 4.9 + 74.1/(1 + (f/18.64)^2).
+    """
+    eps_w = 4.9 + 74.1 / (1.0 + (f_ghz / 18.64) ** 2)
+    b1 = 1.27 - 0.519 * sand - 0.152 * clay
+    return (1.0 + 0.66 * rho_b + mv**b1 * eps_w**0.65 - mv) ** (1.0 / 0.65)
+
+
+@pytest.mark.parametrize("sand,clay", [(0.4, 0.2), (0.2, 0.4), (0.6, 0.1)])
+@pytest.mark.parametrize("freq", [1.4, 5.405])
+def test_dobson_real_part_matches_ulaby_long_2014_form(sand, clay, freq):
+    # Our Dobson/Peplinski implementation (full temperature-dependent Debye water model at
+    # 20 C, rho_s = 2.66, eps_s = 4.7) against the rounded textbook form: the differences
+    # (0.66 vs (4.7^0.65 - 1)/2.66 = 0.652, b1 1.27 vs 1.2748, water model) stay below 2 %.
+    mv = np.linspace(0.05, 0.45, 9)
+    got = dobson(torch.tensor(mv), sand, clay, freq, rho_b=1.4, t_soil=20.0).real.numpy()
+    expected = _ulaby_long_2014_dobson_real(mv, sand, clay, 1.4, freq)
+    np.testing.assert_allclose(got, expected, rtol=0.02)

@@ -48,15 +48,23 @@ from xr_physcube.parameters import (
     spec_field,
 )
 
-# Default values (grain maize). Fixed, literature values: εc = 0.48 (Varlet-Grancher et al.
-# 1982, as used in SAFY), k = 0.5, β = 2 (Duchemin et al. 2008); Tmin/Topt/Tmax =
-# 8/30/45 °C, SLA = 0.024 m2/g, Ms0 = 4.2 g/m2 as used for maize in SAFY studies over
-# south-west France (Claverie et al. 2012, RSE 124:844-857; Battude et al. 2016),
-# transcribed without access to the papers: check before relying on them.
-# The field-calibrated parameters (D0, ELUE, PLa, PLb, STT, Rs) have no universal value:
-# the defaults below were CHOSEN HERE (not published) so that the shipped synthetic
-# Toulouse climate (data/safy_maize_climate.csv) gives a typical irrigated-maize season
-# (GLAI peak ~5 in late July, dry biomass ~2.4 kg/m2); calibrate them per field.
+# Default values (grain maize) and their provenance:
+# * eps_c = 0.48 (PAR / global radiation) and k = 0.5: the values of the original SAFY
+#   code (Duchemin et al. 2008, CESBIO/IRD distribution; the same numbers appear in the
+#   public copies of that code, e.g. P. C. Silvestro's InitPar_fileinput.m "values
+#   correspond to Duchemin et al. (2008)", and M. Claverie's Sen4CAP SafyModel, which
+#   uses 0.47), found with the offline code search.
+# * beta = 2: exponent of the temperature response in the same code (Ptfn_TpSn = 2).
+# * Tmin/Topt/Tmax = 8/30/45 degC, SLA = 0.024 m2/g, Ms0 = 4.2 g/m2: attributed to the maize
+#   studies of Claverie et al. (2012), RSE 124:844-857, and Battude et al. (2016), but
+#   UNVERIFIED: transcribed from memory; neither paper's parameter table was reachable
+#   offline (the SAFY code copies found hold wheat values: Tmin/Topt/Tmax = 0/20/37 degC,
+#   Duchemin et al. 2008, and SLA 0.022-0.024, Ms0 4.5). Check before relying on them.
+# * The field-calibrated parameters (D0, ELUE, PLa, PLb, STT, Rs) have no universal value
+#   (Battude et al. 2016 calibrate them per field from GLAI time series). The defaults
+#   below were CHOSEN HERE (not published) so that the shipped synthetic Toulouse climate
+#   (data/safy_maize_climate.csv) gives a typical irrigated-maize season (GLAI peak ~5 in
+#   late July, dry biomass ~2.4 kg/m2); calibrate them per field.
 D0 = ParameterSpec(
     "d0", "day of plant emergence (index into the daily series)", "day", 0.0, 366.0, 125.0
 )

@@ -30,7 +30,9 @@ descriptor of Prévot, Champion & Guyot (1993), RSE 46(3):331–339::
     σ0 = A V^E cos θ (1 − τ²) + τ² σ0_soil          (per polarisation)
 
 with V the leaf area index (``descriptor="lai"``) or NDVI (``descriptor="ndvi"``).
-Default coefficients: :data:`WCM_COEFFICIENTS` (sources there).
+Default coefficients: :data:`WCM_COEFFICIENTS` (sources there; the NDVI values are
+attributed to Baghdadi et al. 2017 but could not be verified offline, and the LAI values
+are derived here, not published — see the comments on :data:`WCM_COEFFICIENTS`).
 
 All functions are batched over any broadcastable shape, follow the inputs' dtype and
 device and are differentiable w.r.t. every continuous input and coefficient.
@@ -86,21 +88,24 @@ B_VH = ParameterSpec("b_vh", "WCM attenuation coefficient B, VH", "1", 0.0, 3.0,
 E_VH = ParameterSpec("e_vh", "WCM exponent E of the descriptor, VH", "1", 0.0, 3.0, 1.0)
 
 WCM_COEFFICIENTS: dict[str, dict[str, float]] = {
-    # Baghdadi, N., El Hajj, M., Zribi, M., Bousbih, S. (2017), "Calibration of the Water
-    # Cloud Model at C-band for winter crop fields and grasslands", Remote Sensing
-    # 9(9):969: WCM with V1 = V2 = NDVI, soil term from the calibrated IEM, fitted on
-    # Sentinel-1/RADARSAT-2 data over agricultural fields; the same coefficients are used
-    # by El Hajj et al. (2017), Remote Sensing 9(12):1292, for S1+S2 soil moisture maps.
-    # NOTE: transcribed from memory of the paper (no copy was reachable offline):
-    # verify against its Table before relying on them.
+    # Attributed to Baghdadi, N., El Hajj, M., Zribi, M., Bousbih, S. (2017), "Calibration
+    # of the Water Cloud Model at C-band for winter crop fields and grasslands", Remote
+    # Sensing 9(9):969 (WCM with V1 = V2 = NDVI, soil term from the Baghdadi-calibrated
+    # IEM), used by El Hajj et al. (2017), Remote Sensing 9(12):1292, for S1+S2 soil
+    # moisture maps.
+    # UNVERIFIED: these four numbers were transcribed from memory. A search of the offline
+    # corpora (public web pages, docs, GitHub code incl. the SenSE package pygeo/sense,
+    # which cites the paper but ships no NDVI coefficients) found neither paper's
+    # coefficient table, so A/B could not be checked against Baghdadi et al. (2017);
+    # they are kept unchanged because the shipped S1 inverse network was trained on them.
+    # Check against the paper's table before quoting them.
     "ndvi": {"a_vv": 0.0950, "b_vv": 0.5513, "e_vv": 1.0,
              "a_vh": 0.0293, "b_vh": 0.1309, "e_vh": 1.0},
-    # LAI form (E = 1, Attema & Ulaby 1978): no S1 calibration with LAI was available
-    # offline, so A and B were derived by least squares (LAI 0-6, theta 29-46 deg, soil
-    # sigma0 -18..-7 dB VV / -28..-16 dB VH; RMS 0.9 dB) to reproduce the NDVI model above
-    # composed with the NDVI-LAI relation NDVI = 0.90 - 0.75 exp(-0.6 LAI) (form of Baret &
-    # Guyot 1991, RSE 35:161-173). Indicative defaults: calibrate per crop (WaterCloud with
-    # learnable=True).
+    # LAI form (E = 1, Attema & Ulaby 1978): NOT a published calibration. A and B were
+    # derived here by least squares (LAI 0-6, theta 29-46 deg, soil sigma0 -18..-7 dB VV /
+    # -28..-16 dB VH; RMS 0.9 dB) to reproduce the NDVI model above composed with the
+    # NDVI-LAI relation NDVI = 0.90 - 0.75 exp(-0.6 LAI) (form of Baret & Guyot 1991, RSE
+    # 35:161-173). Indicative defaults: calibrate per crop (WaterCloud with learnable=True).
     "lai": {"a_vv": 0.019, "b_vv": 0.126, "e_vv": 1.0,
             "a_vh": 0.006, "b_vh": 0.025, "e_vh": 1.0},
 }  # fmt: skip
