@@ -15,6 +15,7 @@ import xarray as xr
 from scipy import stats
 
 import xr_physcube  # noqa: F401  (registers accessors)
+from xr_physcube.inverse.priors import S1_PRIORS, S2_PRIORS
 from xr_physcube.io.demo import demo_scene
 from xr_physcube.models.prosail import Prosail, ProsailParameters
 from xr_physcube.models.sar import water_cloud_backscatter
@@ -23,6 +24,7 @@ from xr_physcube.vae import PhysVAE, load_pretrained
 from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401  (registers ds.vae)
 from xr_physcube.vae.losses import gaussian_nll, kl_logit_normal_uniform, temporal_smoothness
 from xr_physcube.vae.model import CAR_RATIO
+from xr_physcube.vae.priors import kl_logit_normal_prior
 
 torch.manual_seed(0)
 
@@ -92,19 +94,89 @@ def test_temporal_encode_shapes_and_free_latents():
 # --- distributions and losses ----------------------------------------------------------
 
 
-def test_posterior_stats_match_numpy_monte_carlo():
-    model = PhysVAE()
-    n = len(model.latent_names)
+def _numpy_codistribute(names, base):
+    """Independent NumPy version of the LAI co-distribution of PriorSet.sample."""
+    out = dict(base)
+    frac = np.clip(base["lai"] / S2_PRIORS.lai_max, 0, 1)
+    for k in names:
+        if k in S2_PRIORS.priors and S2_PRIORS[k].codistribution is not None:
+            lo0, hi0 = S2_PRIORS[k].bounds
+            co = S2_PRIORS[k].codistribution
+            lo = lo0 + frac * (co.lower_at_max_lai - lo0)
+            hi = hi0 + frac * (co.upper_at_max_lai - hi0)
+            out[k] = lo + (base[k] - lo0) * (hi - lo) / (hi0 - lo0)
+    return out
+
+
+@pytest.mark.parametrize("prior", ["uniform", "inverse"])
+def test_posterior_stats_match_numpy_monte_carlo(prior):
+    model = PhysVAE(prior=prior)
+    names = model.latent_names
+    n = len(names)
     mu = torch.linspace(-2, 2, n)
     log_sigma = torch.linspace(-2, 0.5, n)
     mean, std = model.posterior_stats(mu, log_sigma)
     rng = np.random.default_rng(0)
     u = mu.numpy() + np.exp(log_sigma.numpy()) * rng.standard_normal((400_000, n))
-    lo, hi = model.lower.numpy(), model.upper.numpy()
-    z = lo + (hi - lo) / (1 + np.exp(-u))
+    lo = np.array([model.config.ranges[k][0] for k in names])
+    hi = np.array([model.config.ranges[k][1] for k in names])
+    x0 = lo + (hi - lo) / (1 + np.exp(-u))
+    base = {k: x0[:, i] for i, k in enumerate(names)}
+    phys = _numpy_codistribute(names, base) if prior == "inverse" else base
+    z = np.stack([phys[k] for k in names], -1)
     width = hi - lo
     np.testing.assert_allclose(mean.numpy() / width, z.mean(0) / width, rtol=0, atol=1e-3)
     np.testing.assert_allclose(std.numpy() / width, z.std(0) / width, rtol=0, atol=1e-3)
+    # the map to physical values is the same as the sampler's, and is inverted exactly
+    torch.testing.assert_close(model.to_physical(torch.as_tensor(u[:1000], dtype=torch.float32)),
+                               torch.as_tensor(z[:1000], dtype=torch.float32), rtol=1e-5,
+                               atol=1e-5)  # fmt: skip
+    back = model.to_logit(torch.as_tensor(z[:1000], dtype=torch.float64).float())
+    ok = np.abs(u[:1000]) < 8  # away from the float32 saturation of the sigmoid
+    np.testing.assert_allclose(back.numpy()[ok], u[:1000][ok], atol=2e-2)
+
+
+def test_shared_prior_is_the_inverse_modules():
+    model = PhysVAE()  # prior="inverse" by default
+    for k in model.latent_names:
+        prior = S2_PRIORS[k] if k in S2_PRIORS.priors else S1_PRIORS[k]
+        assert model.config.ranges[k] == prior.bounds
+    # The co-distributed samples of PriorSet.sample are the image of its base draws.
+    names = tuple(S2_PRIORS.priors)
+    got = S2_PRIORS.sample(2000, seed=5)
+    rng = np.random.default_rng(5)
+    base = {k: S2_PRIORS[k].distribution.sample(2000, rng) for k in names}
+    ref = _numpy_codistribute(names, base)
+    x0 = torch.as_tensor(np.stack([base[k] for k in model.latent_names if k in names] + [
+        np.full(2000, 0.2), np.full(2000, 1.0)], -1), dtype=torch.float64)  # fmt: skip
+    phys = model.prior.double().to_physical(x0)
+    for i, k in enumerate(k for k in model.latent_names if k in names):
+        np.testing.assert_allclose(phys[:, i].numpy(), got[k], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ref[k], got[k], rtol=1e-12)
+
+
+@pytest.mark.parametrize("mu, sigma", [(0.0, 1.0), (1.5, 0.3), (-2.0, 0.1)])
+def test_kl_to_inverse_prior_matches_scipy_quadrature(mu, sigma):
+    # KL(q || p) over the box [lo, hi] for cab (truncated Gaussian prior of the ATBD),
+    # q the logit-normal density in x, p scipy's truncnorm pdf.
+    model = PhysVAE()
+    i = model.latent_names.index("cab")
+    _, mean, std, lo, hi, *_ = model.config.prior["latents"]["cab"]
+    x = np.linspace(lo + 1e-9, hi - 1e-9, 2_000_001)
+    s = (x - lo) / (hi - lo)
+    q = stats.norm.pdf(np.log(s) - np.log1p(-s), mu, sigma) / (s * (1 - s) * (hi - lo))
+    p = stats.truncnorm.pdf(x, (lo - mean) / std, (hi - mean) / std, mean, std)
+    ok = q > 1e-300
+    expected = np.trapezoid(np.where(ok, q * (np.log(np.where(ok, q, 1)) - np.log(p)), 0), x)
+    mu_t = torch.zeros(len(model.latent_names), dtype=torch.float64)
+    ls_t = torch.zeros_like(mu_t)
+    mu_t[i], ls_t[i] = mu, np.log(sigma)
+    prior = model.prior.double()
+    kl = kl_logit_normal_prior(mu_t, ls_t, prior)[i]
+    assert float(kl) == pytest.approx(expected, abs=2e-3 + 2e-3 * expected)
+    u = mu + sigma * torch.randn(200_000, len(mu_t), dtype=torch.float64)
+    kl_mc = kl_logit_normal_prior(mu_t, ls_t, prior, u)[:, i].mean()
+    assert float(kl_mc) == pytest.approx(expected, abs=0.01 + 0.01 * expected)
 
 
 @pytest.mark.parametrize("mu, sigma", [(0.0, 1.0), (1.5, 0.3), (-2.0, 0.1)])

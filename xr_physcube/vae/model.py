@@ -12,11 +12,16 @@ extended to two modalities sharing their LAI (and soil moisture):
 * Sentinel-1 VV/VH (dB) = Water Cloud Model over the Oh (2004) bare-soil model
   (:func:`~xr_physcube.models.sar.water_cloud_backscatter`) with the same LAI.
 
-Posterior: for each latent a normal distribution of ``u = logit((z - lo)/(hi - lo))``
-("logit-normal" in the physical bounds [lo, hi] of :data:`LATENT_RANGES`). Prior: uniform
-on [lo, hi], i.e. a standard logistic density on ``u``; the KL is Monte-Carlo in its
-cross-entropy term and exact in its entropy term
-(:func:`~xr_physcube.vae.losses.kl_logit_normal_uniform`).
+Prior: by default (``prior="inverse"``) the priors of the inverse networks,
+:mod:`xr_physcube.inverse.priors` (S2 ToolBox ATBD design, truncated Gaussians with a
+co-distribution with LAI; one owner of priors for both retrieval methods), see
+:mod:`xr_physcube.vae.priors`. The latents are the prior's *base* variables, each in its
+box [lo, hi]; the decoder sees the physical values after the LAI co-distribution map.
+Posterior: for each base latent a normal distribution of ``u = logit((x0 - lo)/(hi - lo))``
+("logit-normal" in its box); the KL to the prior is exact in its entropy term and uses
+Gauss–Hermite quadrature in its cross-entropy term
+(:func:`~xr_physcube.vae.priors.kl_logit_normal_prior`). ``prior="uniform"`` gives
+uniform priors on :data:`LATENT_RANGES` without co-distribution.
 
 Encoders: :class:`PixelEncoder` (an MLP per observation) and :class:`TemporalEncoder`
 (self-attention over the dates of one pixel, with a day-of-year encoding so that
@@ -41,6 +46,12 @@ from xr_physcube.models.sar import SOIL_PARAMETERS, water_cloud_backscatter
 from xr_physcube.parameters import ParameterSet, ParameterSpec
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
 from xr_physcube.sensors.sentinel2 import BANDS, Sentinel2Bands
+from xr_physcube.vae.priors import (
+    LatentPrior,
+    PriorTable,
+    inverse_prior_table,
+    uniform_prior_table,
+)
 
 ALL_SPECS: ParameterSet = PROSAIL_PARAMETERS | SOIL_PARAMETERS.subset(["mv", "hrms"])
 
@@ -56,7 +67,7 @@ LATENT_RANGES: dict[str, tuple[float, float]] = {
     "mv": (0.02, 0.45),
     "hrms": (0.3, 3.0),
 }
-"""Prior (uniform) ranges of the physical latents: sub-ranges of the ParameterSpec bounds
+"""Boxes of the ``prior="uniform"`` design: sub-ranges of the ParameterSpec bounds
 covering agricultural canopies (the ranges of the S2 biophysical processor training set,
 Weiss & Baret 2016, S2ToolBox Level 2 products ATBD v1.1, widened for the soil and S1 terms).
 """
@@ -95,6 +106,9 @@ class VAEConfig:
     spectral_step: int = 5
     noise: str = "learned"  # "learned" (per-output sigma) or "fixed"
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    prior: str | PriorTable = "inverse"
+    """"inverse" (the inverse module's priors), "uniform" (boxes ``ranges``) or a
+    :data:`~xr_physcube.vae.priors.PriorTable` (resolved to one after init)."""
 
     def __post_init__(self) -> None:
         self.latents = tuple(self.latents)
@@ -106,9 +120,25 @@ class VAEConfig:
             raise ValueError(f"unknown latent(s) {unknown}; valid: {list(ALL_SPECS)}")
         if self.noise not in ("learned", "fixed"):
             raise ValueError(f"noise must be 'learned' or 'fixed'; got {self.noise!r}")
-        ranges = {
-            n: tuple(self.ranges.get(n, LATENT_RANGES.get(n, _spec_range(n)))) for n in self.latents
-        }
+        if self.prior == "inverse":
+            self.prior = inverse_prior_table(self.latents)
+        if isinstance(self.prior, dict):
+            box = {n: tuple(self.prior["latents"][n][3:5]) for n in self.latents}
+            for n, r in self.ranges.items():
+                if n in box and tuple(r) != box[n]:
+                    raise ValueError(
+                        f"range of {n!r} {tuple(r)} differs from its prior's bounds {box[n]}; "
+                        "with a prior table the latent boxes are the prior bounds"
+                    )
+            ranges = box
+        elif self.prior == "uniform":
+            ranges = {
+                n: tuple(self.ranges.get(n, LATENT_RANGES.get(n, _spec_range(n))))
+                for n in self.latents
+            }
+            self.prior = uniform_prior_table(ranges)
+        else:
+            raise ValueError(f"prior must be 'inverse', 'uniform' or a table; got {self.prior!r}")
         for n, (lo, hi) in ranges.items():
             spec = ALL_SPECS[n]
             if not spec.lower <= lo < hi <= spec.upper:
@@ -310,6 +340,7 @@ class PhysVAE(nn.Module):
         enc = TemporalEncoder if config.temporal else PixelEncoder
         self.encoder = enc(n + config.n_free, config.hidden, config.depth)
         self.decoder = PhysicalDecoder(config.latents, config.spectral_step)
+        self.prior = LatentPrior(config.latents, config.prior)
         lo = torch.tensor([config.ranges[k][0] for k in config.latents])
         hi = torch.tensor([config.ranges[k][1] for k in config.latents])
         self.register_buffer("lower", lo)
@@ -330,12 +361,15 @@ class PhysVAE(nn.Module):
         return self.config.latents
 
     def to_physical(self, u: torch.Tensor) -> torch.Tensor:
+        """Logit-space latents -> physical values (box, then LAI co-distribution)."""
         lo, hi = self.lower.to(u), self.upper.to(u)
-        return lo + (hi - lo) * torch.sigmoid(u)
+        return self.prior.to_physical(lo + (hi - lo) * torch.sigmoid(u))
 
     def to_logit(self, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+        """Inverse of :meth:`to_physical` (values outside the prior support are clamped)."""
         lo, hi = self.lower.to(z), self.upper.to(z)
-        return torch.logit(((z - lo) / (hi - lo)).clamp(eps, 1 - eps))
+        x0 = self.prior.to_base(z)
+        return torch.logit(((x0 - lo) / (hi - lo)).clamp(eps, 1 - eps))
 
     # -- encoder / decoder -----------------------------------------------------------
     def encode(self, obs: torch.Tensor, angles: torch.Tensor, doy: torch.Tensor | None = None):
@@ -343,7 +377,9 @@ class PhysVAE(nn.Module):
         return self.encoder(features(obs, angles), doy)
 
     def posterior_stats(self, mu: torch.Tensor, log_sigma: torch.Tensor):
-        """Posterior mean and std in physical units (Gauss–Hermite quadrature, exact to 1e-4)."""
+        """Posterior mean and std in physical units: 1-D moments of the base latents by
+        Gauss–Hermite quadrature (exact to 1e-4), then the exact moments through the LAI
+        co-distribution (:meth:`~xr_physcube.vae.priors.LatentPrior.physical_moments`)."""
         n = len(self.config.latents)
         mu, sigma = mu[..., :n], log_sigma[..., :n].exp()
         nodes = _GH_NODES.to(mu)
@@ -352,6 +388,11 @@ class PhysVAE(nn.Module):
         z = lo + (hi - lo) * torch.sigmoid(mu[..., None] + sigma[..., None] * nodes)  # (..., n, K)
         mean = (z * w).sum(-1)
         var = ((z - mean[..., None]) ** 2 * w).sum(-1)
+        if bool(self.prior.co.any()):
+            f = self.prior.lai_fraction(z[..., self.prior.lai_index, :])
+            f_mean = (f * w).sum(-1)
+            f_var = ((f - f_mean[..., None]) ** 2 * w).sum(-1)
+            mean, var = self.prior.physical_moments(mean, var, f_mean, f_var)
         return mean, var.clamp_min(0.0).sqrt()
 
     def decode(
@@ -408,6 +449,7 @@ class PhysVAE(nn.Module):
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
         config = ckpt["config"]
         config["ranges"] = {k: tuple(v) for k, v in config["ranges"].items()}
+        config.setdefault("prior", "uniform")  # checkpoints from before the shared priors
         model = cls(VAEConfig(**config))
         missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
         missing = [k for k in missing if not k.startswith("decoder.")]

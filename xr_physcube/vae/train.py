@@ -24,13 +24,9 @@ import xarray as xr
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.models.sar import water_cloud_backscatter
 from xr_physcube.sensors.sentinel2 import BANDS, SCL_INVALID, Sentinel2Bands
-from xr_physcube.vae.losses import (
-    gaussian_nll,
-    kl_logit_normal_uniform,
-    kl_standard_normal,
-    temporal_smoothness,
-)
+from xr_physcube.vae.losses import gaussian_nll, kl_standard_normal, temporal_smoothness
 from xr_physcube.vae.model import ANGLES, PhysVAE
+from xr_physcube.vae.priors import kl_logit_normal_prior
 
 INPUT_NAMES: tuple[str, ...] = (*BANDS, "VV", "VH", *ANGLES)
 """Variables read from a cube, in this order (S2 bands, S1 linear sigma0, angles)."""
@@ -129,6 +125,148 @@ def simulate_pixels(
     obs = np.concatenate([refl, 10 * np.log10(s1)], axis=-1)
     f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     return SimulatedPixels(f(obs), f(angles), f(truth), names)
+
+
+def simulate_prior_pixels(
+    n: int,
+    names: tuple[str, ...],
+    seed: int = 0,
+    missing_s2: float = 0.1,
+    missing_s1: float = 0.05,
+    num_threads: int | None = 1,
+    progress: bool = False,
+) -> SimulatedPixels:
+    """``n`` pixels simulated exactly as the inverse networks' training data.
+
+    :func:`xr_physcube.inverse.simulate.simulate_s1` with its default
+    :class:`~xr_physcube.inverse.simulate.SimulationConfig`: parameters from the shared
+    priors (:mod:`xr_physcube.inverse.priors`, ATBD design with LAI co-distribution;
+    hot spot, Car, Cbrown vary too), S2 geometry, PROSAIL-D at 1 nm with S2A SRFs and
+    its noise model (1 % multiplicative, 0.01 band-correlated + 0.002 per-band additive),
+    WCM/Oh S1 with gamma speckle (8 looks). Then a fraction ``missing_s2`` /
+    ``missing_s1`` of rows lose that modality (NaN). ``truth`` in the order ``names``.
+    """
+    from xr_physcube.inverse.simulate import simulate_s1
+
+    ds = simulate_s1(n, seed=seed, progress=progress, num_threads=num_threads)
+    rng = np.random.default_rng(seed + 7_919)
+    refl = np.stack([ds[b].values for b in BANDS], -1).astype(np.float64)
+    s1 = np.stack([ds.VV.values, ds.VH.values], -1).astype(np.float64)
+    refl[rng.random(n) < missing_s2] = np.nan
+    s1[rng.random(n) < missing_s1] = np.nan
+    obs = np.concatenate([refl, 10 * np.log10(s1)], axis=-1)
+    angles = np.stack([ds[a].values for a in ANGLES], -1)
+    truth = np.stack([ds[k].values for k in names], -1)
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return SimulatedPixels(f(obs), f(angles), f(truth), tuple(names))
+
+
+@dataclass
+class SimulatedSeries:
+    """Simulated pixel time series: ``obs`` (n, T, 12), ``angles`` (n, T, 4), ``doy``
+    (n, T), ``truth`` (n, T, n_latent) in the order of ``names``."""
+
+    obs: torch.Tensor
+    angles: torch.Tensor
+    doy: torch.Tensor
+    truth: torch.Tensor
+    names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[tuple]:
+        order = torch.randperm(len(self), generator=gen)
+        for i in range(0, len(self), batch_size):
+            idx = order[i : i + batch_size]
+            yield self.obs[idx], self.angles[idx], self.doy[idx], self.truth[idx]
+
+
+def double_logistic(doy, lmax, up, down, s_up, s_down):
+    """Green LAI of a double-logistic season (Fisher et al. 2006, RSE 100:265–279 form)."""
+    return lmax * (1 / (1 + np.exp(-(doy - up) / s_up)) - 1 / (1 + np.exp(-(doy - down) / s_down)))
+
+
+def simulate_prior_series(
+    n: int,
+    names: tuple[str, ...],
+    n_dates: int = 8,
+    seed: int = 0,
+    cloud: float = 0.25,
+    missing_s1: float = 0.1,
+    num_threads: int | None = 1,
+) -> SimulatedSeries:
+    """``n`` pixel time series for pre-training the temporal encoder, from the shared priors.
+
+    Per pixel: the *base* value of every leaf/soil variable is drawn once from its
+    prior (:data:`~xr_physcube.inverse.priors.S2_PRIORS`, ``S1_PRIORS``) and mapped on
+    each date through the LAI co-distribution of that date (so the joint per-date
+    marginal keeps the prior's support); LAI follows a double-logistic season
+    (:func:`double_logistic`: maximum U(0.2, 7), green-up DOY U(60, 200), season length
+    U(50, 150) d, slopes U(5, 15) d) with 5 % date-to-date jitter; soil moisture, soil
+    brightness ``psoil`` and sun/view angles are drawn per date (S2 geometry prior),
+    incidence per pixel. ``n_dates`` irregular dates in DOY 60–300; a random number
+    (0 to ``n_dates`` - 3) of them are dropped entirely, then each remaining date loses
+    S2 with probability ``cloud`` and S1 with ``missing_s1``. Noise: the inverse
+    module's S2 and S1 noise models. Truth: physical values per date, order ``names``.
+    """
+    from xr_physcube.inverse.priors import S1_GEOMETRY, S1_PRIORS, S2_GEOMETRY, S2_PRIORS
+    from xr_physcube.inverse.simulate import S1Noise, S2Noise, torch_threads
+    from xr_physcube.vae.priors import LatentPrior, inverse_prior_table
+
+    rng = np.random.default_rng(seed)
+    t = n_dates
+    doy = np.sort(rng.uniform(60, 300, (n, t)), axis=-1)
+    lmax = rng.uniform(0.2, 7.0, (n, 1))
+    up = rng.uniform(60, 200, (n, 1))
+    lai = double_logistic(
+        doy, lmax, up, up + rng.uniform(50, 150, (n, 1)),
+        rng.uniform(5, 15, (n, 1)), rng.uniform(5, 15, (n, 1)),
+    )  # fmt: skip
+    lai = np.clip(lai * (1 + 0.05 * rng.standard_normal((n, t))), 0.0, S2_PRIORS.lai_max)
+    base: dict[str, np.ndarray] = {}
+    for ps in (S2_PRIORS, S1_PRIORS):
+        for k, p in ps.priors.items():
+            base[k] = np.broadcast_to(p.distribution.sample(n, rng)[:, None], (n, t))
+    for k in ("psoil", "mv"):
+        prior = S2_PRIORS if k in S2_PRIORS.priors else S1_PRIORS
+        base[k] = prior[k].distribution.sample(n * t, rng).reshape(n, t)
+    base["lai"] = lai
+    # co-distribution on each date (the same map as PriorSet.sample)
+    all_names = tuple(k for k in (*S2_PRIORS.priors, *S1_PRIORS.priors) if k != "car")
+    table = LatentPrior(all_names, inverse_prior_table(all_names)).double()
+    x0 = torch.as_tensor(np.stack([base[k] for k in all_names], -1))
+    phys = table.to_physical(x0).numpy()
+    p = {k: phys[..., i] for i, k in enumerate(all_names)}
+    p["car"] = base["car"]
+    geo = S2_GEOMETRY.sample(n * t, rng)
+    ang = np.stack([geo[a].reshape(n, t) for a in ("tts", "tto", "psi")], -1)
+    theta = np.broadcast_to(S1_GEOMETRY.sample(n, rng)["theta"][:, None], (n, t))
+    ang = np.concatenate([ang, theta[..., None]], -1)
+    prosail = Prosail("D", "campbell", sensor=Sentinel2Bands("S2A"))
+    flat = lambda a: torch.as_tensor(np.ascontiguousarray(a).reshape(-1))  # noqa: E731
+    with torch.no_grad(), torch_threads(num_threads):
+        refl_parts = []
+        for i in range(0, n * t, 16_384):
+            sl = slice(i, i + 16_384)
+            prm = {k: flat(v)[sl].float() for k, v in p.items() if k in PROSAIL_PARAMETERS}
+            prm.update(
+                {a: flat(ang[..., j])[sl].float() for j, a in enumerate(("tts", "tto", "psi"))}
+            )
+            refl_parts.append(prosail(ProsailParameters(**prm)).reflectance.double().numpy())
+        refl = np.concatenate(refl_parts)
+        sar = water_cloud_backscatter(
+            mv=flat(p["mv"]), hrms=flat(p["hrms"]), theta=flat(ang[..., 3]), lai=flat(p["lai"])
+        )
+    refl = S2Noise().apply(refl, rng).reshape(n, t, -1)
+    s1 = S1Noise().apply(np.stack([sar.vv.numpy(), sar.vh.numpy()], -1), rng).reshape(n, t, 2)
+    dropped = rng.random((n, t)) < (rng.integers(0, t - 2, (n, 1)) / t)
+    refl[(rng.random((n, t)) < cloud) | dropped] = np.nan
+    s1[(rng.random((n, t)) < missing_s1) | dropped] = np.nan
+    obs = np.concatenate([refl, 10 * np.log10(s1)], axis=-1)
+    truth = np.stack([p[k] for k in names], -1)
+    f = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
+    return SimulatedSeries(f(obs), f(ang), f(doy), f(truth), tuple(names))
 
 
 # ----------------------------------------------------------------------------------------
@@ -240,7 +378,7 @@ def loss_terms(
     log_noise = model.log_noise.clamp_min(NOISE_FLOOR)
     nll = gaussian_nll(obs, out.recon, log_noise)
     rows = max(out.mu[..., 0].numel(), 1)
-    kl = kl_logit_normal_uniform(out.mu, out.log_sigma, out.u).sum() / rows
+    kl = kl_logit_normal_prior(out.mu, out.log_sigma, model.prior).sum() / rows
     if out.free_mu is not None:
         kl = kl + kl_standard_normal(out.free_mu, out.free_log_sigma).sum() / rows
     terms = {"nll": nll, "kl": kl}
