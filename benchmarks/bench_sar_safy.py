@@ -7,7 +7,11 @@ Prints pixels/second for
       (loop over days, vectorised over pixels, the same algorithm) vs xr_physcube, ratio.
 Also a pure-Python per-pixel SAFY loop on --n-scalar pixels, for scale.
 
-    python benchmarks/bench_sar_safy.py [--dtype float32] [--repeat 3]
+    python benchmarks/bench_sar_safy.py [--dtype float32] [--repeat 3] [--threads 1]
+
+Torch runs with ``--threads`` intra-op threads (default 1, the same resources as NumPy,
+whose element-wise operations are single-threaded). On a busy shared machine more torch
+threads can be *slower* (OpenMP threads wait for a loaded core): try ``--threads 2``.
 """
 
 from __future__ import annotations
@@ -103,7 +107,10 @@ def main() -> None:
     parser.add_argument("--n-scalar", type=int, default=50)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile=True row")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     npdtype = np.dtype(args.dtype)
     rng = np.random.default_rng(0)
@@ -127,6 +134,19 @@ def main() -> None:
           f"xr_physcube {n / t_torch:14,.0f} px/s | ratio {t_np / t_torch:5.2f}x")  # fmt: skip
     print(f"    xr_physcube with validate=False: {n / t_noval:14,.0f} px/s | "
           f"ratio {t_np / t_noval:5.2f}x")  # fmt: skip
+    if not args.no_compile:
+        with torch.no_grad():
+            start = time.perf_counter()
+            water_cloud_backscatter(tens[0], tens[1], tens[2], lai=tens[3], compile=True)
+            t_first = time.perf_counter() - start
+            t_comp = best_time(
+                lambda: water_cloud_backscatter(
+                    tens[0], tens[1], tens[2], lai=tens[3], compile=True
+                ),
+                args.repeat,
+            )
+        print(f"    xr_physcube compile=True: {n / t_comp:14,.0f} px/s | "
+              f"ratio {t_np / t_comp:5.2f}x (first call, compiling: {t_first:.1f} s)")  # fmt: skip
 
     clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
     start = 90  # 1 April

@@ -10,6 +10,7 @@ lies in about -25..-5 dB and VH in about -30..-12 dB (Baghdadi et al. 2017, Remo
 """
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -247,3 +248,31 @@ def test_spec_constants_exposed():
     assert sar.HRMS.units == "cm" and sar.THETA.units == "degree"
     lo, hi = s1.IW_INCIDENCE_RANGE_DEG
     assert sar.THETA.lower <= lo and hi <= sar.THETA.upper
+
+
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile on CPU needs a C++ compiler",
+)
+def test_compiled_wcm_equals_eager_and_numpy():
+    mv, hrms, theta = (x.astype(np.float32) for x in _grid(n=64, seed=5))
+    lai = np.linspace(0.0, 6.0, 64, dtype=np.float32)
+    args = [torch.tensor(x) for x in (mv, hrms, theta)]
+    eager = water_cloud_backscatter(*args, lai=torch.tensor(lai))
+    compiled = water_cloud_backscatter(*args, lai=torch.tensor(lai), compile=True)
+    module = WaterCloud(compile=True)(
+        SoilParameters(mv=args[0], hrms=args[1], theta=args[2]),
+        VegetationParameters(lai=torch.tensor(lai)),
+    )
+    c = sar.WCM_COEFFICIENTS["lai"]
+    vv_s, vh_s, _ = oh2004_numpy(mv.astype(float), hrms.astype(float), theta.astype(float))
+    cos_t = np.cos(np.deg2rad(theta.astype(float)))
+    for pol, soil_s, e, cm, m in (("vv", vv_s, eager.vv, compiled.vv, module.vv),
+                                  ("vh", vh_s, eager.vh, compiled.vh, module.vh)):  # fmt: skip
+        tau2 = np.exp(-2 * c[f"b_{pol}"] * lai / cos_t)
+        ref = c[f"a_{pol}"] * lai * cos_t * (1 - tau2) + tau2 * soil_s
+        np.testing.assert_allclose(e.numpy(), ref, rtol=2e-5)
+        np.testing.assert_allclose(cm.numpy(), ref, rtol=2e-5)
+        np.testing.assert_allclose(m.numpy(), ref, rtol=2e-5)
+    with pytest.raises(ValueError, match="compile"):
+        water_cloud_backscatter(0.2, 1.0, 38.0, lai=1.0, soil_model="dubois", compile=True)

@@ -89,6 +89,18 @@ TEMPERATURE = ParameterSpec("temperature", "daily mean air temperature", "degC",
 RADIATION = ParameterSpec("radiation", "daily global radiation", "MJ m-2 day-1", 0.0, 45.0, 15.0)
 
 
+def _check_fast(spec: ParameterSpec, value: TensorLike, context: str) -> None:
+    """``spec.check`` in one pass over a tensor (aminmax; NaN propagates into min/max);
+    ``spec.check`` itself for non-tensors and to produce the error message."""
+    if not isinstance(value, torch.Tensor) or value.numel() == 0:
+        spec.check(value, context)
+        return
+    data = value.detach()
+    lo, hi = torch.aminmax(data) if data.ndim else (data, data)
+    if not (float(lo) >= spec.lower and float(hi) <= spec.upper):  # NaN fails too
+        spec.check(value, context)
+
+
 @dataclass
 class SafyParameters(TensorParameters):
     """SAFY crop parameters (any broadcastable batch shape). Defaults: grain maize."""
@@ -110,7 +122,9 @@ class SafyParameters(TensorParameters):
     hi: torch.Tensor | float = spec_field(HI)
 
     def validate(self, context: str = "") -> SafyParameters:
-        super().validate(context)
+        specs = self.parameter_set()
+        for name, value in self.as_dict().items():
+            _check_fast(specs[name], value, context or "SafyParameters")
         t = as_tensors({k: getattr(self, k) for k in ("tmin", "topt", "tmax")})
         if not bool(((t["tmin"] < t["topt"]) & (t["topt"] < t["tmax"])).all()):
             raise ValueError(f"{context or 'SafyParameters'}: need tmin < topt < tmax")
@@ -176,8 +190,8 @@ def safy(
     values = params.as_dict()
     if validate:
         params.validate("SAFY")
-        TEMPERATURE.check(temperature, "SAFY")
-        RADIATION.check(radiation, "SAFY")
+        _check_fast(TEMPERATURE, temperature, "SAFY")
+        _check_fast(RADIATION, radiation, "SAFY")
     everything = [temperature, radiation, *values.values()]
     first = next(
         (v for v in everything if isinstance(v, torch.Tensor) and v.is_floating_point()), None
@@ -211,40 +225,46 @@ def safy(
 def _run(temp, rad, p, width: float, dtype, device) -> SafyOutput:
     n_days = temp.shape[-1]
     lai0 = p["ms0"] * p["sla"]
-    days = torch.arange(n_days, dtype=dtype, device=device)
-    # Fraction of the crop emerged by the end of each day, (..., n_days).
-    emerged = torch.sigmoid((days - p["d0"].unsqueeze(-1) + 0.5) / width)
-    ft_all = temperature_response(
-        temp, p["tmin"].unsqueeze(-1), p["topt"].unsqueeze(-1), p["tmax"].unsqueeze(-1),
-        p["beta"].unsqueeze(-1),
-    )  # fmt: skip
-    dtemp_all = torch.relu(temp - p["tmin"].unsqueeze(-1))
-    par_all = p["eps_c"].unsqueeze(-1) * rad
+    # Day-major layout (n_days, ...): the day loop reads contiguous slices.
+    temp = temp.movedim(-1, 0).contiguous()
+    rad = rad.movedim(-1, 0).contiguous()
+    days = torch.arange(n_days, dtype=dtype, device=device).reshape(-1, *([1] * lai0.ndim))
+    # Fraction of the crop emerged by the end of each day, (n_days, ...).
+    emerged = torch.sigmoid((days - p["d0"] + 0.5) / width)
+    ft_all = temperature_response(temp, p["tmin"], p["topt"], p["tmax"], p["beta"])
+    # Everything that does not depend on the state is computed once, vectorised over
+    # days: potential production ELUE·εc·Rg·FT(T), the temperature-sum increment of the
+    # emerged fraction, and the newly emerged fraction per day.
+    potential = (p["elue"] * p["eps_c"]) * rad * ft_all
+    dsmt_all = emerged * torch.relu(temp - p["tmin"])
+    emerged_before = torch.cat([torch.zeros_like(emerged[:1]), emerged[:-1]], dim=0)
+    emerging_all = emerged - emerged_before
+    neg_k, pla, plb, sla, ms0 = -p["k"], p["pla"], p["plb"], p["sla"], p["ms0"]
+    stt, inv_rs = p["stt"], 1.0 / p["rs"]
 
     zeros = torch.zeros_like(lai0)
-    glai, dam, smt, a_prev = zeros, zeros, zeros, zeros
+    glai, dam, smt = zeros, zeros, zeros
     ended = torch.zeros_like(lai0, dtype=torch.bool)
     out_glai, out_dam, out_smt = [], [], []
     for t in range(n_days):
-        a_t = emerged[..., t]
         # Season over once senescence has started and GLAI fell below its initial value.
-        ended = ended | ((smt > p["stt"]) & (glai < a_prev * lai0))
+        ended = ended | ((smt > stt) & (glai < emerged_before[t] * lai0))
         alive = (~ended).to(dtype)
-        smt = smt + alive * a_t * dtemp_all[..., t]
-        apar = par_all[..., t] * (1.0 - torch.exp(-p["k"] * glai))
-        ddam = p["elue"] * apar * ft_all[..., t]
-        pl = torch.relu(1.0 - p["pla"] * torch.exp(p["plb"] * smt))
-        senescence = ((smt - p["stt"]) / p["rs"]).clamp(0.0, 1.0)
-        emerging = a_t - a_prev
-        glai = alive * (glai + ddam * pl * p["sla"] - glai * senescence + emerging * lai0)
-        dam = dam + alive * (ddam + emerging * p["ms0"])
-        a_prev = a_t
+        smt = smt + alive * dsmt_all[t]
+        ddam = potential[t] * (1.0 - torch.exp(neg_k * glai))
+        pl = torch.relu(1.0 - pla * torch.exp(plb * smt))
+        senescence = ((smt - stt) * inv_rs).clamp(0.0, 1.0)
+        emerging = emerging_all[t]
+        glai = alive * (glai + ddam * pl * sla - glai * senescence + emerging * lai0)
+        dam = dam + alive * (ddam + emerging * ms0)
         out_glai.append(glai)
         out_dam.append(dam)
         out_smt.append(smt)
-    glai_s = torch.stack(out_glai, dim=-1)
-    dam_s = torch.stack(out_dam, dim=-1)
-    return SafyOutput(glai_s, dam_s, p["hi"].unsqueeze(-1) * dam_s, torch.stack(out_smt, dim=-1))
+    # Stacked day-major (contiguous copies), returned as (..., n_days) views.
+    glai_s = torch.stack(out_glai).movedim(0, -1)
+    dam_s = torch.stack(out_dam).movedim(0, -1)
+    smt_s = torch.stack(out_smt).movedim(0, -1)
+    return SafyOutput(glai_s, dam_s, p["hi"].unsqueeze(-1) * dam_s, smt_s)
 
 
 class Safy(nn.Module):
