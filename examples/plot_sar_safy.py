@@ -1,5 +1,6 @@
-"""Plot Sentinel-1 sigma0 (WCM over Oh 2004) vs soil moisture for several LAI, and a SAFY
-maize season (GLAI and dry biomass) driven by the shipped synthetic Toulouse climate.
+"""Plot Sentinel-1 sigma0 (WCM over Oh 2004) vs soil moisture for several LAI, the three
+bare-soil models (Oh 2004, Dubois 1995, IEM) side by side, and a SAFY maize season (GLAI
+and dry biomass) driven by the shipped synthetic Toulouse climate.
 
     python examples/plot_sar_safy.py   ->  examples/figures/sar_safy.png
 """
@@ -15,14 +16,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from xr_physcube._data import read_table  # noqa: E402
+from xr_physcube.models.iem import iem_backscatter  # noqa: E402
 from xr_physcube.models.safy import safy  # noqa: E402
-from xr_physcube.models.sar import to_db, water_cloud_backscatter  # noqa: E402
+from xr_physcube.models.sar import (  # noqa: E402
+    bare_soil_backscatter,
+    to_db,
+    water_cloud_backscatter,
+)
 
 OUT = Path(__file__).parent / "figures" / "sar_safy.png"
 
 
 def main() -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.8))
+    axes = axes.ravel()
     mv = torch.linspace(0.05, 0.40, 50)
     theta = 38.0
     lais = [0.0, 1.0, 2.0, 4.0, 6.0]
@@ -37,10 +44,23 @@ def main() -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
 
+    ax = axes[2]
+    for hrms, ls in ((0.5, ":"), (1.0, "-"), (2.0, "--")):
+        oh = to_db(bare_soil_backscatter(mv=mv, hrms=hrms, theta=theta))
+        du = to_db(bare_soil_backscatter(mv=mv, hrms=hrms, theta=theta, soil_model="dubois"))
+        ie = to_db(iem_backscatter(mv=mv, hrms=hrms, corr_length=5.0, theta=theta))
+        ax.plot(mv, oh.vv, color="tab:blue", ls=ls, label=f"Oh 2004, s={hrms:g} cm")
+        ax.plot(mv, du.vv, color="tab:red", ls=ls, label=f"Dubois 1995, s={hrms:g} cm")
+        ax.plot(mv, ie.vv, color="tab:purple", ls=ls, label=f"IEM (exp., L=5 cm), s={hrms:g} cm")
+    ax.set(xlabel="soil moisture mv (m³/m³)", ylabel="bare-soil σ⁰ VV (dB)",
+           title=f"Bare soil VV at C band, θ={theta:g}° (loam, Hallikainen ε)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=1)
+
     clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
     out = safy(torch.tensor(clim["t_mean_c"]), torch.tensor(clim["rg_mj_m2_day"]))
     doy = clim["doy"]
-    ax = axes[2]
+    ax = axes[3]
     ax.plot(doy, out.glai, color="tab:green", label="green LAI")
     ax.set(xlabel="day of year", ylabel="GLAI (m²/m²)", xlim=(100, 300),
            title="SAFY maize (synthetic Toulouse climate)")  # fmt: skip

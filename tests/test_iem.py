@@ -169,3 +169,14 @@ def test_validation_errors():
         iem_backscatter(dielectric="topp")
     iem_backscatter(hrms=3.0, validate=False)  # opt-out
     assert CORR_LENGTH.units == "cm" and "corr_length" in IEM_PARAMETERS
+
+
+def test_float32_series_does_not_overflow():
+    # 2^n |f| grows past float32's range for n ~ 64; the series must stay finite.
+    mv = torch.linspace(0.03, 0.49, 40)
+    for hrms in (0.1, 0.5, 2.5):
+        r = iem_backscatter(mv=mv, hrms=hrms, corr_length=5.0, theta=38.0)
+        r64 = iem_backscatter(mv=mv.double(), hrms=hrms, corr_length=5.0, theta=38.0)
+        assert bool(torch.isfinite(r.vv).all()) and bool(torch.isfinite(r.hh).all())
+        np.testing.assert_allclose(r.vv.numpy(), r64.vv.numpy(), rtol=1e-4)
+        np.testing.assert_allclose(r.hh.numpy(), r64.hh.numpy(), rtol=1e-4)

@@ -139,17 +139,18 @@ def iem(
     shape = torch.broadcast_shapes(eps.shape, ks.shape, kl.shape, theta_rad.shape)
     sum_vv = torch.zeros(shape, dtype=real_dtype, device=ks.device)
     sum_hh = torch.zeros_like(sum_vv)
-    log_kzs2 = torch.log(kzs2)
+    log_4kzs2 = torch.log(4.0 * kzs2)
     for n in range(1, n_terms + 1):
-        # (kz s)^(2n)/n! * k^2 W^(n), in log space; 2^n grows with the series.
+        # |I^n|² = 4^n |f e^(-kz²s²) + 2^(-n) F/2|² (times kz^(2n)); the 4^n (kz s)^(2n)/n!
+        # k² W^(n) weight is formed in log space so that nothing overflows in float32.
         if acf == "exponential":
             log_w = 2.0 * torch.log(kl / n) - 1.5 * torch.log1p((big_k_l / n) ** 2)
         else:
             log_w = 2.0 * torch.log(kl) - math.log(2 * n) - big_k_l**2 / (4 * n)
-        weight = torch.exp(n * log_kzs2 - math.lgamma(n + 1) + log_w)
-        two_n = 2.0**n
-        i_vv = two_n * f_vv * damp + 0.5 * big_f_vv
-        i_hh = two_n * f_hh * damp + 0.5 * big_f_hh
+        weight = torch.exp(n * log_4kzs2 - math.lgamma(n + 1) + log_w)
+        half_f = 0.5**n * 0.5
+        i_vv = f_vv * damp + half_f * big_f_vv
+        i_hh = f_hh * damp + half_f * big_f_hh
         sum_vv = sum_vv + weight * (i_vv.real**2 + i_vv.imag**2)
         sum_hh = sum_hh + weight * (i_hh.real**2 + i_hh.imag**2)
     pre = 0.5 * torch.exp(-2.0 * kzs2)
