@@ -4,6 +4,10 @@ References written out independently here in NumPy from the papers' equations:
 Oh (2004) IEEE TGRS 42(3):596-601, eqs. for sigma_vh, q = vh/vv and p = hh/vv;
 Dubois, van Zyl & Engman (1995) IEEE TGRS 33(4):915-926, eqs. for sigma_vv, sigma_hh;
 Attema & Ulaby (1978) Radio Sci. 13(2):357-364 for the WCM.
+The same Oh (2004) and Dubois (1995) forms are coded in the independent SenSE package
+(pygeo/sense, sense/surface/oh04.py and dubois95.py, "as documented in Ulaby & Long 2014,
+ch. 10"); no printed table of Oh/Dubois/WCM sigma0 values was reachable offline, so these
+tests reproduce the published equations, not a published number.
 Magnitude ranges: Sentinel-1 C-band VV over bare/cropped agricultural soils at 30-45 deg
 lies in about -25..-5 dB and VH in about -30..-12 dB (Baghdadi et al. 2017, Remote Sens.
 9:969; El Hajj et al. 2017, Remote Sens. 9:1292, figures of S1 sigma0 vs soil moisture).
