@@ -1,14 +1,22 @@
-"""Benchmark of the physics-constrained VAE (shipped per-pixel model), in one run:
+"""Benchmark of the physics-constrained VAE against the inverse networks, in one run:
 
-1. Simulated test set with known truth (seed never used in training): RMSE of the
-   VAE posterior means for LAI, Cab, Cw, Cm and soil moisture, side by side with the
-   inverse networks of ``xr_physcube.inverse`` (``load_pretrained("s2")``/``("s1")``)
-   when they are available; reconstruction RMSE per band.
-2. Demo cube: reconstruction RMSE per band on observed pixels, LAI/mv RMSE vs truth.
-3. Throughput of ``ds.vae.encode()`` on CPU (pixels/s, blockwise with dask), vs the raw
-   in-memory ``PhysVAE.infer`` on the same pixels.
+1. Simulated test set with known truth, fair to both methods: drawn from the shared
+   priors (:mod:`xr_physcube.inverse.priors`) with the inverse module's simulation and
+   noise model (:func:`xr_physcube.vae.train.simulate_prior_pixels`, i.e.
+   ``inverse.simulate.simulate_s1``), seed 20261125, never used in training (the VAE
+   and the inverse networks were trained on seed 0). RMSE of LAI, Cab, Cw, Cm and soil
+   moisture, VAE posterior means vs the shipped S2 / S1 inverse networks, and the
+   VAE's reconstruction RMSE per band.
+2. Demo cube (truth never used in training): LAI, Cab, Cw, Cm, mv RMSE side by side for
+   the shipped per-pixel VAE, the same after unsupervised fine-tuning on the cube's
+   pixels (``ds.vae.fit``: negative ELBO only, no truth), the shipped temporal VAE,
+   and the inverse networks; on pixel-dates with S2 (cloud-free) and on all
+   pixel-dates (the cloudy ones have S1 only, where the S2 network has no answer).
+   Reconstruction RMSE per band.
+3. Throughput of ``ds.vae.encode()`` on CPU (pixels/s, blockwise with dask), vs a
+   NumPy-backed cube.
 
-Run: ``python benchmarks/bench_vae.py [--n 5000] [--tile 4]``.
+Run: ``python benchmarks/bench_vae.py [--n 5000] [--tile 4] [--finetune-steps 300]``.
 """
 
 from __future__ import annotations
@@ -23,114 +31,123 @@ import xarray as xr
 import xr_physcube  # noqa: F401
 from xr_physcube.io.demo import demo_scene
 from xr_physcube.sensors.sentinel2 import BANDS
-from xr_physcube.vae import load_pretrained, simulate_pixels
+from xr_physcube.vae import load_pretrained
 from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401
-from xr_physcube.vae.model import OUTPUTS
+from xr_physcube.vae.model import OUTPUTS, PhysVAE
+from xr_physcube.vae.train import simulate_prior_pixels
 
 VARS = ("lai", "cab", "cw", "cm", "mv")
+TEST_SEED = 20261125
 
 
 def rmse(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     ok = np.isfinite(a) & np.isfinite(b)
-    return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2)))
+    return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.any() else float("nan")
 
 
-def inverse_predictions(sim, names) -> dict[str, np.ndarray]:
-    """Predictions of the inverse networks on the simulated test set, if they exist."""
-    try:
-        from xr_physcube.inverse import load_pretrained as load_inverse
-    except ImportError as err:
-        print(f"  inverse networks unavailable ({err}); comparison pending")
-        return {}
+def inverse_predictions(sim) -> dict[str, np.ndarray]:
+    """Shipped inverse networks on the simulated test set: S2 net (bands + angles) for
+    lai/cab/cw/cm, S1 net (VV, VH, theta, NDVI) for mv."""
+    from xr_physcube.inverse import load_pretrained as load_inverse
+
     obs = sim.obs.numpy()
     columns = {b: obs[:, i] for i, b in enumerate(BANDS)}
     columns["VV"], columns["VH"] = 10 ** (obs[:, 10] / 10), 10 ** (obs[:, 11] / 10)
-    columns["VV_db"], columns["VH_db"] = obs[:, 10], obs[:, 11]
     columns["ndvi"] = (columns["B8"] - columns["B4"]) / (columns["B8"] + columns["B4"])
     for i, a in enumerate(("tts", "tto", "psi", "theta")):
         columns[a] = sim.angles[:, i].numpy()
-    truth = {n: sim.truth[:, i].numpy() for i, n in enumerate(names)}
     out: dict[str, np.ndarray] = {}
     for key in ("s2", "s1"):
-        try:
-            net = load_inverse(key)
-        except Exception as err:  # noqa: BLE001
-            print(f"  inverse network {key!r} unavailable: {err}")
-            continue
-        inputs = []
-        for n in net.input_names:
-            if n in columns:
-                inputs.append(columns[n])
-            elif n in truth:  # ancillary inputs (e.g. LAI for the S1 net) given as truth
-                inputs.append(truth[n])
-            else:
-                inputs = None
-                print(f"  inverse {key!r}: input {n!r} not available in the simulation")
-                break
-        if inputs is None:
-            continue
-        x = torch.as_tensor(np.stack(inputs, -1), dtype=torch.float32)
+        net = load_inverse(key)
+        x = torch.as_tensor(np.stack([columns[n] for n in net.input_names], -1))
         with torch.no_grad():
-            mean, _ = net.predict(x)
+            mean, _ = net.predict(x.float())
         for i, n in enumerate(net.output_names):
             if n in VARS and n not in out:
                 out[n] = mean[:, i].numpy()
                 out[f"{n}__net"] = key
-        print(f"  inverse {key!r}: inputs {list(net.input_names)}")
     return out
 
 
-def simulated(model, n: int) -> None:
-    print(f"\n== Simulated test set: {n} pixels, seed 12345 (training used seed 0) ==")
-    sim = simulate_pixels(n, model.config.ranges, seed=12345, missing_s2=0.0, missing_s1=0.0)
+def simulated(model: PhysVAE, n: int) -> None:
+    print(
+        f"\n== Simulated test set: {n} pixels from xr_physcube.inverse.priors (shared priors, "
+        f"inverse module's S2/S1 noise model), seed {TEST_SEED} (training: seed 0) =="
+    )
+    sim = simulate_prior_pixels(n, model.latent_names, seed=TEST_SEED, missing_s2=0.0,
+                                missing_s1=0.0)  # fmt: skip
     names = sim.names
     t0 = time.perf_counter()
     mean, std = model.infer(sim.obs, sim.angles)
     dt = time.perf_counter() - t0
     print(f"  VAE infer: {n / dt:,.0f} pixels/s (in memory)")
-    inv = inverse_predictions(sim, names)
-    print(f"\n  {'variable':<9}{'range':>16}{'VAE RMSE':>11}{'inverse RMSE':>14}{'ratio':>8}")
+    inv = inverse_predictions(sim)
+    print(f"\n  {'variable':<9}{'prior box':>17}{'VAE RMSE':>11}{'inverse RMSE':>18}{'VAE/inv':>9}")
     for v in VARS:
         i = names.index(v)
         lo, hi = model.config.ranges[v]
         r_vae = rmse(mean[:, i], sim.truth[:, i])
-        if v in inv:
-            r_inv = rmse(inv[v], sim.truth[:, i])
-            print(
-                f"  {v:<9}{f'[{lo:g}, {hi:g}]':>16}{r_vae:>11.4g}"
-                f"{r_inv:>10.4g} ({inv[v + '__net']}){r_vae / r_inv:>8.2f}"
-            )
-        else:
-            print(f"  {v:<9}{f'[{lo:g}, {hi:g}]':>16}{r_vae:>11.4g}{'pending':>14}")
+        r_inv = rmse(inv[v], sim.truth[:, i])
+        print(f"  {v:<9}{f'[{lo:g}, {hi:g}]':>17}{r_vae:>11.4g}"
+              f"{r_inv:>13.4g} ({inv[v + '__net']}){r_vae / r_inv:>9.2f}")  # fmt: skip
     z = (mean - sim.truth) / std
-    print("  calibration: std of (mean - truth)/posterior std per variable (1 = calibrated):")
+    print("  VAE calibration: std of (mean - truth)/posterior std (1 = calibrated):")
     print("   ", {v: round(float(z[:, names.index(v)].std()), 2) for v in VARS})
     with torch.no_grad():
         recon = model.decode(mean, sim.angles)
-    print("\n  reconstruction RMSE per band (reflectance; S1 in dB):")
+    print("  VAE reconstruction RMSE per band (reflectance; S1 in dB):")
     print("   ", {o: round(rmse(recon[:, j], sim.obs[:, j]), 4) for j, o in enumerate(OUTPUTS)})
 
 
-def demo(model) -> None:
-    print("\n== Demo cube 64 x 64 x 4 dates (simulated scene, truth not used by the VAE) ==")
-    scene = demo_scene(64, seed=0, chunks=32)
-    ds = scene.cube
-    rec = ds.vae.reconstruct(model).compute()
-    lat = ds.vae.encode(model).compute()
-    res = {}
-    for b in BANDS:
-        res[b] = round(rmse(rec[b].values, ds[b].values), 4)
-    for p in ("VV", "VH"):
-        res[p + "_dB"] = round(rmse(10 * np.log10(rec[p].values), 10 * np.log10(ds[p].values)), 3)
-    print("  reconstruction RMSE per band (observed pixels):", res)
+def demo(pixel: PhysVAE, temporal: PhysVAE | None, finetune_steps: int) -> None:
     print(
-        "  retrieval RMSE vs truth: "
-        + ", ".join(f"{v} {rmse(lat[v].values, scene.truth[v].values):.4g}" for v in VARS)
+        "\n== Demo cube 64 x 64 x 4 dates (simulated scene; its truth is never used in training) =="
     )
+    scene = demo_scene(64, seed=0, chunks=32)
+    ds, truth = scene.cube, scene.truth
+    s2_ok = np.isfinite(ds.B4.values)
+    rows: dict[str, xr.Dataset] = {"VAE pixel (shipped)": ds.vae.encode(pixel).compute()}
+    if finetune_steps:
+        tuned = load_pretrained("pixel")  # a fresh copy of the shipped model
+        t0 = time.perf_counter()
+        ds.vae.fit(tuned, epochs=1000, max_steps=finetune_steps, lr=5e-4, progress=False)
+        dt = time.perf_counter() - t0
+        key = f"VAE pixel + ds.vae.fit ({finetune_steps} steps, {dt:.0f} s)"
+        rows[key] = ds.vae.encode(tuned).compute()
+        rec_tuned = ds.vae.reconstruct(tuned).compute()
+    if temporal is not None:
+        rows["VAE temporal (shipped)"] = ds.vae.encode(temporal).compute()
+    inv = ds.physics.retrieve(["lai", "cab", "cw", "cm"]).compute()
+    inv_mv = ds.physics.retrieve(["mv"], model="pretrained-s1").compute()
+    rows["inverse nets (S2; S1 for mv)"] = inv.assign(mv=inv_mv.mv)
+    for subset, mask in (
+        ("S2 observed (cloud-free) pixel-dates", s2_ok),
+        ("all pixel-dates", None),
+    ):
+        print(f"\n  RMSE vs truth, {subset}:")
+        print(f"  {'method':<46}" + "".join(f"{v:>9}" for v in VARS))
+        for name, lat in rows.items():
+            vals = []
+            for v in VARS:
+                a, b = lat[v].values, truth[v].values
+                vals.append(rmse(a[mask], b[mask]) if mask is not None else rmse(a, b))
+            print(f"  {name:<46}" + "".join(f"{x:>9.4g}" for x in vals))
+    print("  (inverse S2 net: NaN under clouds, so 'all' scores it on cloud-free pixels only;"
+          " its S1 net needs NDVI, likewise)")  # fmt: skip
+    for name, model in (("shipped pixel VAE", pixel),) + (
+        (("fine-tuned pixel VAE", None),) if finetune_steps else ()
+    ):
+        rec = ds.vae.reconstruct(model).compute() if model is not None else rec_tuned
+        res = {b: round(rmse(rec[b].values, ds[b].values), 4) for b in BANDS}
+        for p in ("VV", "VH"):
+            res[p + "_dB"] = round(
+                rmse(10 * np.log10(rec[p].values), 10 * np.log10(ds[p].values)), 3
+            )
+        print(f"  reconstruction RMSE per band, {name} (observed pixels):", res)
 
 
-def throughput(model, tile: int) -> None:
+def throughput(model: PhysVAE, tile: int) -> None:
     print(f"\n== encode throughput on CPU ({torch.get_num_threads()} threads) ==")
     base = demo_scene(64, seed=0, chunks=None).cube
     big = xr.concat([xr.concat([base] * tile, dim="x")] * tile, dim="y")
@@ -153,12 +170,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--tile", type=int, default=4)
+    parser.add_argument("--finetune-steps", type=int, default=300)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = load_pretrained()
-    print("VAE:", model.meta.get("recipe", "?"), "| latents", list(model.latent_names))
+    model = load_pretrained("pixel")
+    try:
+        temporal = load_pretrained("temporal")
+    except ValueError as err:
+        print("temporal VAE unavailable:", err)
+        temporal = None
+    for name, m in (("pixel", model), ("temporal", temporal)):
+        if m is not None:
+            print(f"VAE {name}: {m.meta.get('recipe', '?')} | {m.meta.get('objective', '?')}")
     simulated(model, args.n)
-    demo(model)
+    demo(model, temporal, args.finetune_steps)
     throughput(model, args.tile)
 
 

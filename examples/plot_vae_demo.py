@@ -4,8 +4,9 @@ Encodes the embedded demo cube (S2 + S1, a cloud on the second date) with
 ``ds.vae.encode()``, reconstructs it with ``ds.vae.reconstruct()`` and draws:
 observed vs reconstructed reflectance (all bands), one pixel's observed and modelled
 spectrum, the LAI map (VAE posterior mean and std, and the truth) and one pixel's LAI
-time series with its ±2σ band. Writes ``examples/figures/vae_demo.png`` and prints the
-reconstruction RMSE per band.
+time series with its ±2σ band, for the shipped per-pixel model and (if shipped) the
+temporal model, which also sees the other dates of the pixel. Writes
+``examples/figures/vae_demo.png`` and prints the reconstruction RMSE per band.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ OUT = Path(__file__).parent / "figures" / "vae_demo.png"
 def main() -> None:
     scene = demo_scene(64, seed=0, chunks=32)
     ds, truth = scene.cube, scene.truth
-    model = load_pretrained()
+    model = load_pretrained("pixel")
     latent = ds.vae.encode(model).compute()
+    try:
+        latent_t = ds.vae.encode(load_pretrained("temporal")).compute()
+    except ValueError:  # no temporal model shipped
+        latent_t = None
     recon = ds.vae.reconstruct(model).compute()
     obs = ds.compute()
 
@@ -85,8 +90,13 @@ def main() -> None:
     ax = axes[1, 2]
     dates = ds.time.values
     m, s = latent.lai.values[:, yy, xx], latent.lai_std.values[:, yy, xx]
-    ax.fill_between(dates, m - 2 * s, m + 2 * s, alpha=0.3, label="VAE ±2σ")
-    ax.plot(dates, m, "o-", label="VAE posterior mean")
+    ax.fill_between(dates, m - 2 * s, m + 2 * s, alpha=0.25, label="pixel VAE ±2σ")
+    ax.plot(dates, m, "o-", label="pixel VAE posterior mean")
+    if latent_t is not None:
+        mt, st = latent_t.lai.values[:, yy, xx], latent_t.lai_std.values[:, yy, xx]
+        ax.fill_between(dates, mt - 2 * st, mt + 2 * st, alpha=0.25, color="C2",
+                        label="temporal VAE ±2σ")  # fmt: skip
+        ax.plot(dates, mt, "s-", color="C2", label="temporal VAE posterior mean")
     ax.plot(dates, truth.lai.values[:, yy, xx], "k^--", label="truth")
     cloudy = ~np.isfinite(obs.B4.values[:, yy, xx])
     if cloudy.any():
