@@ -1,8 +1,8 @@
 """Physics-constrained variational autoencoder (PROSAIL + Water Cloud Model decoder).
 
 ``PhysVAE`` (per-pixel or temporal encoder), its losses and training loop, and the
-``ds.vae`` Dataset accessor (registered on import). ``load_pretrained()`` gives the
-shipped per-pixel S1+S2 model.
+``ds.vae`` Dataset accessor (registered on import). ``load_pretrained("pixel")`` and
+``load_pretrained("temporal")`` give the shipped models (prior: the inverse module's).
 """
 
 from xr_physcube.vae import accessor  # noqa: F401  (registers ds.vae)
@@ -14,7 +14,14 @@ from xr_physcube.vae.model import (
     VAEConfig,
     load_pretrained,
 )
-from xr_physcube.vae.train import CubeSampler, fit, simulate_pixels
+from xr_physcube.vae.train import (
+    CubeSampler,
+    fit,
+    pretrain,
+    simulate_pixels,
+    simulate_prior_pixels,
+    simulate_prior_series,
+)
 
 __all__ = [
     "DEFAULT_LATENTS",
@@ -25,5 +32,8 @@ __all__ = [
     "VAEConfig",
     "fit",
     "load_pretrained",
+    "pretrain",
     "simulate_pixels",
+    "simulate_prior_pixels",
+    "simulate_prior_series",
 ]

@@ -1,13 +1,14 @@
 """Training of :class:`~xr_physcube.vae.model.PhysVAE`: simulations, cube sampling, fit loop.
 
-* :func:`simulate_pixels` draws physical parameters from the uniform priors of the
-  latents, runs full-resolution PROSAIL-D (S2A SRFs) and the Water Cloud Model over Oh,
-  and adds S2 noise (2 % multiplicative + 0.003 additive, Weiss & Baret 2016 S2 ATBD)
-  and S1 speckle (gamma, 8 looks): pre-training data with known truth.
+* :func:`simulate_prior_pixels` / :func:`simulate_prior_series`: pre-training data with
+  known truth drawn from the shared priors (:mod:`xr_physcube.inverse.priors`) with the
+  inverse module's simulation and noise model (the inverse networks' training design);
+  :func:`simulate_pixels`: the older uniform-box design (2 % + 0.003 S2 noise).
 * :class:`CubeSampler` streams pixels of an xarray cube chunk by chunk (one spatial
   block in memory at a time), for unsupervised training/fine-tuning on real pixels.
 * :func:`fit` minimises the negative ELBO (+ optional LAI smoothness, + optional
   supervised term on simulations) with Adam, with a tqdm progress bar and checkpoints.
+* :func:`pretrain` rebuilds the shipped weights (:data:`RECIPES`), seeded.
 """
 
 from __future__ import annotations
@@ -467,7 +468,7 @@ RECIPES: dict[str, dict] = {
         "n_sim": 100_000,
         "steps": 3000,
         "batch_size": 512,
-        "supervised_weight": 1.0,
+        "supervised_weight": 0.0,
     },
     "temporal": {
         "config": {"temporal": True, "hidden": 64, "depth": 2},
@@ -475,7 +476,7 @@ RECIPES: dict[str, dict] = {
         "n_dates": 8,
         "steps": 3000,
         "batch_size": 64,
-        "supervised_weight": 1.0,
+        "supervised_weight": 0.0,
     },
 }
 """Recipes of the shipped models (``weights/vae_<name>.pt``); see :func:`pretrain`."""
