@@ -70,37 +70,47 @@ def inverse_predictions(sim) -> dict[str, np.ndarray]:
     return out
 
 
-def simulated(model: PhysVAE, n: int) -> None:
+def simulated(models: dict[str, PhysVAE], n: int) -> None:
     print(
         f"\n== Simulated test set: {n} pixels from xr_physcube.inverse.priors (shared priors, "
         f"inverse module's S2/S1 noise model), seed {TEST_SEED} (training: seed 0) =="
     )
-    sim = simulate_prior_pixels(n, model.latent_names, seed=TEST_SEED, missing_s2=0.0,
+    first = next(iter(models.values()))
+    sim = simulate_prior_pixels(n, first.latent_names, seed=TEST_SEED, missing_s2=0.0,
                                 missing_s1=0.0)  # fmt: skip
     names = sim.names
-    t0 = time.perf_counter()
-    mean, std = model.infer(sim.obs, sim.angles)
-    dt = time.perf_counter() - t0
-    print(f"  VAE infer: {n / dt:,.0f} pixels/s (in memory)")
     inv = inverse_predictions(sim)
-    print(f"\n  {'variable':<9}{'prior box':>17}{'VAE RMSE':>11}{'inverse RMSE':>18}{'VAE/inv':>9}")
+    results = {}
+    for label, model in models.items():
+        t0 = time.perf_counter()
+        results[label] = model.infer(sim.obs, sim.angles)
+        dt = time.perf_counter() - t0
+        print(f"  {label}: infer {n / dt:,.0f} pixels/s (in memory)")
+    head = "".join(f"{k[:24]:>26}" for k in models)
+    print(f"\n  RMSE{'':<5}{'prior box':>17}{head}{'inverse net':>18}   (ratio = VAE/inverse)")
     for v in VARS:
         i = names.index(v)
-        lo, hi = model.config.ranges[v]
-        r_vae = rmse(mean[:, i], sim.truth[:, i])
+        lo, hi = first.config.ranges[v]
         r_inv = rmse(inv[v], sim.truth[:, i])
-        print(f"  {v:<9}{f'[{lo:g}, {hi:g}]':>17}{r_vae:>11.4g}"
-              f"{r_inv:>13.4g} ({inv[v + '__net']}){r_vae / r_inv:>9.2f}")  # fmt: skip
-    z = (mean - sim.truth) / std
-    print("  VAE calibration: std of (mean - truth)/posterior std (1 = calibrated):")
-    print("   ", {v: round(float(z[:, names.index(v)].std()), 2) for v in VARS})
+        cells = ""
+        for mean, _ in results.values():
+            r = rmse(mean[:, i], sim.truth[:, i])
+            cells += f"{f'{r:.4g} ({r / r_inv:.2f})':>26}"
+        print(f"  {v:<9}{f'[{lo:g}, {hi:g}]':>17}{cells}{r_inv:>13.4g} ({inv[v + '__net']})")
+    for label, (mean, std) in results.items():
+        z = (mean - sim.truth) / std
+        print(f"  {label} calibration, std of (mean - truth)/posterior std (1 = calibrated):")
+        print("   ", {v: round(float(z[:, names.index(v)].std()), 2) for v in VARS})
+    mean = results[next(iter(models))][0]
     with torch.no_grad():
-        recon = model.decode(mean, sim.angles)
-    print("  VAE reconstruction RMSE per band (reflectance; S1 in dB):")
+        recon = first.decode(mean, sim.angles)
+    print(f"  {next(iter(models))} reconstruction RMSE per band (reflectance; S1 in dB):")
     print("   ", {o: round(rmse(recon[:, j], sim.obs[:, j]), 4) for j, o in enumerate(OUTPUTS)})
 
 
-def demo(pixel: PhysVAE, temporal: PhysVAE | None, finetune_steps: int) -> None:
+def demo(
+    pixel: PhysVAE, temporal: PhysVAE | None, finetune_steps: int, extra: dict[str, PhysVAE]
+) -> None:
     print(
         "\n== Demo cube 64 x 64 x 4 dates (simulated scene; its truth is never used in training) =="
     )
@@ -118,13 +128,17 @@ def demo(pixel: PhysVAE, temporal: PhysVAE | None, finetune_steps: int) -> None:
         rec_tuned = ds.vae.reconstruct(tuned).compute()
     if temporal is not None:
         rows["VAE temporal (shipped)"] = ds.vae.encode(temporal).compute()
+    for label, m in extra.items():
+        rows[label] = ds.vae.encode(m).compute()
     inv = ds.physics.retrieve(["lai", "cab", "cw", "cm"]).compute()
     inv_mv = ds.physics.retrieve(["mv"], model="pretrained-s1").compute()
     rows["inverse nets (S2; S1 for mv)"] = inv.assign(mv=inv_mv.mv)
-    for subset, mask in (
+    subsets = (
         ("S2 observed (cloud-free) pixel-dates", s2_ok),
+        ("cloudy pixel-dates (S1 only)", ~s2_ok),
         ("all pixel-dates", None),
-    ):
+    )
+    for subset, mask in subsets:
         print(f"\n  RMSE vs truth, {subset}:")
         print(f"  {'method':<46}" + "".join(f"{v:>9}" for v in VARS))
         for name, lat in rows.items():
@@ -133,8 +147,8 @@ def demo(pixel: PhysVAE, temporal: PhysVAE | None, finetune_steps: int) -> None:
                 a, b = lat[v].values, truth[v].values
                 vals.append(rmse(a[mask], b[mask]) if mask is not None else rmse(a, b))
             print(f"  {name:<46}" + "".join(f"{x:>9.4g}" for x in vals))
-    print("  (inverse S2 net: NaN under clouds, so 'all' scores it on cloud-free pixels only;"
-          " its S1 net needs NDVI, likewise)")  # fmt: skip
+    print("  (the inverse S2 net gives NaN under clouds, so 'all' scores it on cloud-free pixels"
+          " only; its S1 net needs NDVI, likewise)")  # fmt: skip
     for name, model in (("shipped pixel VAE", pixel),) + (
         (("fine-tuned pixel VAE", None),) if finetune_steps else ()
     ):
@@ -171,6 +185,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--tile", type=int, default=4)
     parser.add_argument("--finetune-steps", type=int, default=300)
+    parser.add_argument("--extra", action="append", default=[],
+                        help="another VAE checkpoint to compare (repeatable)")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
     model = load_pretrained("pixel")
@@ -182,8 +198,16 @@ def main() -> None:
     for name, m in (("pixel", model), ("temporal", temporal)):
         if m is not None:
             print(f"VAE {name}: {m.meta.get('recipe', '?')} | {m.meta.get('objective', '?')}")
-    simulated(model, args.n)
-    demo(model, temporal, args.finetune_steps)
+    extra = {}
+    for path in args.extra:
+        m = PhysVAE.load(path)
+        label = f"{'temporal' if m.config.temporal else 'pixel'} {m.meta.get('recipe', path)}"
+        extra[label[:46]] = m
+        print(f"extra VAE {label}: {m.meta.get('objective', '?')}")
+    pixel_models = {"VAE pixel (shipped)": model}
+    pixel_models |= {k: m for k, m in extra.items() if not m.config.temporal}
+    simulated(pixel_models, args.n)
+    demo(model, temporal, args.finetune_steps, extra)
     throughput(model, args.tile)
 
 
