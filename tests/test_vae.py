@@ -358,6 +358,18 @@ def test_shipped_model_encodes_demo_cube():
     assert (latent.lai_std.values[ok] > 0).all()
 
 
+def test_shipped_temporal_model_encodes_demo_cube():
+    scene = demo_scene(size=32, seed=0, chunks=16)
+    model = load_pretrained("temporal")
+    assert model.config.temporal
+    latent = scene.cube.vae.encode(model).compute()
+    assert latent.lai.chunks is None and latent.lai.dims == ("time", "y", "x")
+    # every pixel-date gets a posterior, clouds included (the other dates inform it)
+    assert np.isfinite(latent.lai.values).all() and (latent.lai_std.values > 0).all()
+    rmse = np.sqrt(np.mean((latent.lai.values - scene.truth.lai.values) ** 2))
+    assert rmse < 1.0, rmse  # prior-mean guess: > 2 (see test above)
+
+
 def test_temporal_fit_with_smoothness_runs_on_cube(scene):
     ds = scene.cube  # time chunks of 1: the sampler reads whole series per spatial block
     model = ds.vae.fit(PhysVAE(temporal=True, hidden=32), max_steps=3, batch_size=64,

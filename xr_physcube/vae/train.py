@@ -504,8 +504,9 @@ def pretrain(
     objective). Weight initialisation and batches are seeded; with ``num_threads=1``
     the result is bitwise reproducible on a given machine.
 
-    Time on the project's shared 2-core CPU, 1 thread: pixel ≈ 1.5 min simulation +
-    ≈ 6 min training; temporal ≈ 2.5 min + ≈ 8 min (measured with other jobs running).
+    Time on the project's shared 2-core CPU, 1 thread each, three trainings and other
+    agents' jobs running at once (the shipped files' metadata): pixel 2.2 min simulation
+    + 8.9 min training; temporal 1.9 min + 9.3 min.
     CLI: ``python -m xr_physcube.vae.train pixel|temporal [--seed 0] [--out PATH]``.
     """
     import time
