@@ -507,7 +507,7 @@ def pretrain(
     Time on the project's shared 2-core CPU, 1 thread each, three trainings and other
     agents' jobs running at once (the shipped files' metadata): pixel 2.2 min simulation
     + 8.9 min training; temporal 1.9 min + 9.3 min.
-    CLI: ``python -m xr_physcube.vae.train pixel|temporal [--seed 0] [--out PATH]``.
+    CLI: ``python -m xr_physcube.vae pixel|temporal [--seed 0] [--out PATH]``.
     """
     import time
 
