@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -201,9 +202,11 @@ def main() -> None:
     extra = {}
     for path in args.extra:
         m = PhysVAE.load(path)
-        label = f"{'temporal' if m.config.temporal else 'pixel'} {m.meta.get('recipe', path)}"
+        kind = "temporal" if m.config.temporal else "pixel"
+        how = "hybrid" if "supervised" in m.meta.get("objective", "") else "pure ELBO"
+        label = f"VAE {kind}, {how} ({Path(path).stem})"
         extra[label[:46]] = m
-        print(f"extra VAE {label}: {m.meta.get('objective', '?')}")
+        print(f"{label}: {m.meta.get('recipe', '?')} | {m.meta.get('objective', '?')}")
     pixel_models = {"VAE pixel (shipped)": model}
     pixel_models |= {k: m for k, m in extra.items() if not m.config.temporal}
     simulated(pixel_models, args.n)
