@@ -210,3 +210,8 @@ def test_compiled_core_equals_eager():
     compiled = Prosail(lidf_type="verhoef", chunk_size=32, compile=True)(p)  # 2 chunks, padded
     for a, b in zip(eager, compiled, strict=True):
         assert a.shape == b.shape and float((a - b).abs().max()) < 1e-4
+    # band outputs take the other compiled path (per-chunk outputs, not a written buffer)
+    bands = Sentinel2Bands()
+    eager_bands = Prosail(lidf_type="verhoef", sensor=bands)(p).reflectance
+    compiled_bands = Prosail(lidf_type="verhoef", sensor=bands, chunk_size=32, compile=True)(p)
+    assert float((compiled_bands.reflectance - eager_bands).abs().max()) < 1e-4

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from xr_physcube.models._fastmath import BitTable
 
 _EULER_GAMMA = 0.5772156649015329
 _SERIES_TERMS = 24  # x <= 1: truncation error < 1 / (25 * 25!) ~ 3e-27
@@ -77,6 +80,8 @@ def transmission_table(dtype: torch.dtype, device: torch.device):
     key = (dtype, torch.device(device))
     if key not in _TABLES:
         _TABLES[key] = _build_transmission_table(dtype, key[1])
+        if dtype == torch.float32:
+            _f32_transmission_table().tensors(key[1])
     return _TABLES[key]
 
 
@@ -97,8 +102,12 @@ def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
     cubic Hermite interpolation in ln k of a float64 table of the exact function for
     1e-9 <= k <= 200 (error < 1e-12), by its expansions 1 - 2k below and
     e^-k (2/k - 6/k^2 + 24/k^3) above. Differentiable; gradients are finite at k = 0.
+    Inside ``torch.compile`` float32 inputs use a bit-indexed table instead (no logarithm;
+    absolute error < 2e-7, relative < 2e-6 for k < 8, i.e. float32 resolution).
     """
     if torch.compiler.is_compiling():
+        if k.dtype == torch.float32:
+            return _leaf_layer_transmission_f32(k)
         tau_tab, slope_tab, step = _TABLES[(k.dtype, k.device)]
     else:
         tau_tab, slope_tab, step = transmission_table(k.dtype, k.device)
@@ -125,6 +134,37 @@ def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
     inv = 1.0 / k_large
     asymptotic = torch.exp(-k_large) * inv * (2.0 - 6.0 * inv + 24.0 * inv * inv)
     return torch.where(large, asymptotic, small)
+
+
+_F32_TABLE_OCTAVES = (-30, 8)  # k in [2^-30, 2^8) = [9.3e-10, 256)
+
+
+_F32_TABLE: list[BitTable] = []
+
+
+def _f32_transmission_table() -> BitTable:
+    """The float32 bit-indexed table of tau(k), built once (eagerly, before compiling)."""
+    if _F32_TABLE:
+        return _F32_TABLE[0]
+
+    def tau(k: np.ndarray) -> np.ndarray:
+        return _plate_transmission_exact(torch.from_numpy(k)).numpy()
+
+    def dtau_dk(k: np.ndarray) -> np.ndarray:
+        kt = torch.from_numpy(k)
+        return (-2.0 * torch.exp(-kt) + 2.0 * kt * exp1(kt)).numpy()
+
+    _F32_TABLE.append(BitTable(tau, dtau_dk, *_F32_TABLE_OCTAVES))
+    return _F32_TABLE[0]
+
+
+def _leaf_layer_transmission_f32(k: torch.Tensor) -> torch.Tensor:
+    """float32 tau(k) for compiled graphs: bit-indexed cubic table (no logarithm), absolute
+    error < 2e-7; 1 - 2k below 2^-30, 0 above 256 (e^-256 underflows float32)."""
+    table = _F32_TABLE[0]  # filled by the eager transmission_table(float32) call
+    inside = (k >= table.lo) & (k < table.hi)
+    interp = table(torch.where(inside, k, torch.full_like(k, table.lo)))
+    return torch.where(k < table.lo, 1.0 - 2.0 * k, torch.where(inside, interp, 0.0 * k))
 
 
 def isotropic_interface_transmissivity(alpha_deg: float, nr: torch.Tensor) -> torch.Tensor:
