@@ -40,10 +40,13 @@ PUBLISHED_CENTRES = {
         1610.4,
         2185.7,
     ],
+    # ESA S2 SRF document COPE-GSEG-EOPG-TN-15-0007 v4.0, S2C "equivalent wavelengths"
+    "S2C": [444.2, 489.0, 560.6, 666.5, 707.1, 741.1, 784.7, 834.6, 865.6, 947.2, 1372.2]
+    + [1612.0, 2191.3],
 }
 
 
-@pytest.mark.parametrize("satellite", ["S2A", "S2B"])
+@pytest.mark.parametrize("satellite", ["S2A", "S2B", "S2C"])
 def test_srf_centroids_match_published_central_wavelengths(satellite):
     srf = s2.spectral_response(satellite, s2.ALL_BAND_NAMES)
     assert srf.shape == (2101, 13) and (srf >= 0).all()
@@ -70,17 +73,19 @@ def test_all_thirteen_bands_on_request_and_bad_band_names():
         s2.Sentinel2Bands()(torch.zeros(5, 2000))
 
 
-def test_s2c_is_refused_with_a_clear_reason():
-    with pytest.raises(ValueError, match="Sentinel-2C"):
-        s2.Sentinel2Bands("S2C")
+def test_unknown_satellite_is_refused():
     with pytest.raises(ValueError, match="unknown satellite"):
         s2.spectral_response("S3A")
+    assert s2.Sentinel2Bands("sentinel-2c")(torch.ones(2101)).shape == (10,)
 
 
-def test_s2a_and_s2b_differ_slightly():
-    a = s2.spectral_response("S2A")
-    b = s2.spectral_response("S2B")
-    assert not np.allclose(a, b)
+def test_the_three_units_differ_slightly():
+    a, b, c = (s2.spectral_response(sat) for sat in ("S2A", "S2B", "S2C"))
+    assert not np.allclose(a, b) and not np.allclose(a, c) and not np.allclose(b, c)
+    # the same flat spectrum gives the same band values whichever unit observes it
+    flat = torch.full((2101,), 0.3, dtype=torch.float64)
+    for sat in ("S2A", "S2B", "S2C"):
+        assert np.allclose(s2.Sentinel2Bands(sat)(flat).numpy(), 0.3)
 
 
 @pytest.mark.parametrize(

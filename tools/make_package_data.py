@@ -1,7 +1,8 @@
 """Regenerate the spectral package data from its published sources (needs network once).
 
-    pip download --no-deps pyrsr==0.8.0 prosail==2.0.5 -d /tmp/src
-    (unpack both) python tools/make_package_data.py /tmp/src/pyrsr-0.8.0 /tmp/src/prosail_whl
+    pip download --no-deps pyrsr==0.8.0 prosail==2.0.5 radiative-transfer-models==1.6.2 -d /tmp/src
+    (unpack all) python tools/make_package_data.py /tmp/src/pyrsr-0.8.0 /tmp/src/prosail_whl \
+        /tmp/src/radiative_transfer_models_whl
 
 Not used at run time or in tests; kept so the provenance of every number is reproducible.
 """
@@ -40,6 +41,31 @@ def s2_srf(pyrsr_root: Path) -> None:
             np.column_stack([WL, table]),
             "%.6g",
         )
+
+
+def s2c_srf(rtm_root: Path) -> None:
+    src = rtm_root / "pypro4sail/spectra/sensor_response_functions/Sentinel2C.txt"
+    with open(src) as f:
+        header = f.readline().split()
+    assert header == ["SR_WL", "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A"] + [
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    ], header
+    d = np.loadtxt(src, skiprows=1)
+    assert np.array_equal(d[:, 0], WL) and d[:, 1:].min() >= 0
+    write(
+        ROOT / "sensors/data/s2c_msi_srf.csv",
+        "Sentinel-2C MSI relative spectral response, 400-2500 nm at 1 nm.\n"
+        "Source: ESA, S2-SRF_COPE-GSEG-EOPG-TN-15-0007 v4.0 (2024; version identified by its "
+        "equivalent\nwavelengths), as redistributed in radiative-transfer-models 1.6.2 "
+        "(pypro4sail, GPL-3.0-or-later),\n"
+        "pypro4sail/spectra/sensor_response_functions/Sentinel2C.txt.",
+        ["wavelength_nm", *S2_BANDS],
+        d,
+        "%.6g",
+    )
 
 
 def prospect(prosail_root: Path) -> None:
@@ -82,3 +108,4 @@ def prospect(prosail_root: Path) -> None:
 if __name__ == "__main__":
     s2_srf(Path(sys.argv[1]))
     prospect(Path(sys.argv[2]))
+    s2c_srf(Path(sys.argv[3]))

@@ -49,8 +49,8 @@ BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11"
 """The 10 land bands used by the biophysical models (B2–B8A, B11, B12)."""
 BAND_INFO: dict[str, S2Band] = {b.name: b for b in ALL_BANDS}
 
-SATELLITES: tuple[str, ...] = ("S2A", "S2B")
-"""Satellites whose SRFs are shipped. S2C is not available offline (see data/SOURCES.md)."""
+SATELLITES: tuple[str, ...] = ("S2A", "S2B", "S2C")
+"""Satellites whose SRFs are shipped (sources in data/SOURCES.md)."""
 
 # L2A surface reflectance encoding (ESA, Sentinel-2 Products Specification Document).
 QUANTIFICATION_VALUE = 10000.0
@@ -118,11 +118,6 @@ def check_bands(bands: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def _check_satellite(satellite: str) -> str:
     sat = satellite.upper().replace("SENTINEL-", "S").replace("SENTINEL", "S")
-    if sat == "S2C":
-        raise ValueError(
-            "Sentinel-2C spectral responses are not shipped (no offline source of "
-            "COPE-GSEG-EOPG-TN-15-0007 v4); use 'S2A' or 'S2B'"
-        )
     if sat not in SATELLITES:
         raise ValueError(f"unknown satellite {satellite!r}; valid: {list(SATELLITES)}")
     return sat
@@ -161,7 +156,7 @@ class Sentinel2Bands(nn.Module):
     """Convolve spectra (..., 2101) on 400–2500 nm with the MSI SRFs to (..., n_bands).
 
     Args:
-        satellite: "S2A" or "S2B".
+        satellite: "S2A", "S2B" or "S2C".
         bands: band names, default the 10 land bands :data:`BANDS`; use
             :data:`ALL_BAND_NAMES` for all 13.
         spectral_step: input spectra sampled every ``spectral_step`` nm from 400 nm
