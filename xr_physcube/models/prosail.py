@@ -211,14 +211,14 @@ class Prosail(nn.Module):
                     for x in (contents, scalars, stacked)
                 )
             transmission_table(dtype, device)  # filled eagerly; read as a constant when compiled
+            inputs = (contents, scalars, stacked, kspec, interface, soil)
             if out is not None:
                 target = out if pad == 0 else out.new_empty(5, self.chunk_size, out.shape[-1])
-                _compiled_core_into()(*target, contents, scalars, stacked, kspec, interface, soil)
+                _compiled_spectral_core(*inputs, out=target.unbind(0))
                 if pad > 0:
                     out.copy_(target[:, :n])
                 return None
-            result = _compiled_core()(contents, scalars, stacked, kspec, interface, soil)
-            result = SailReflectance(*(x[:n] for x in result))
+            result = SailReflectance(*(x[:n] for x in _compiled_spectral_core(*inputs)))
         else:
             result = _spectral_core(contents, scalars, stacked, kspec, interface, soil)
         if self.sensor is not None:
@@ -235,48 +235,50 @@ def _spectral_core(
     soil_spectra: torch.Tensor,
 ) -> SailReflectance:
     """PROSPECT + spectral 4SAIL on a flat batch: pure tensor code, no data-dependent
-    Python branches, so ``torch.compile(fullgraph=True)`` fuses it into one kernel.
+    Python branches, so ``torch.compile(fullgraph=True)`` fuses each stage into one kernel.
 
     contents (n, n_absorbers); scalars (n, 5) = N, psoil, rsoil, lai, skyl; factors
     (n, 9) = :class:`AngularFactors` stacked; spectral tables (…, n_wavelengths).
     """
-    n_layers, psoil, rsoil, lai, skyl = scalars.unbind(-1)
-    optics = leaf_optics(n_layers, contents, kspec, interface)
+    leaf = _leaf_core(scalars, contents, kspec, interface)
+    return _canopy_core(*leaf, scalars, factors, soil_spectra)
+
+
+def _leaf_core(scalars, contents, kspec, interface) -> tuple[torch.Tensor, torch.Tensor]:
+    optics = leaf_optics(scalars[:, 0], contents, kspec, interface)
+    return optics.reflectance, optics.transmittance
+
+
+def _canopy_core(leaf_r, leaf_t, scalars, factors, soil_spectra) -> SailReflectance:
+    _, psoil, rsoil, lai, skyl = scalars.unbind(-1)
     p = psoil.unsqueeze(-1)
     soil = rsoil.unsqueeze(-1) * (p * soil_spectra[0] + (1.0 - p) * soil_spectra[1])
-    return sail_spectral(
-        optics.reflectance,
-        optics.transmittance,
-        soil,
-        lai,
-        AngularFactors(*factors.unbind(-1)),
-        skyl,
-    )
+    return sail_spectral(leaf_r, leaf_t, soil, lai, AngularFactors(*factors.unbind(-1)), skyl)
 
 
-def _spectral_core_into(
-    rsot: torch.Tensor,
-    rdot: torch.Tensor,
-    rsdt: torch.Tensor,
-    rddt: torch.Tensor,
-    reflectance: torch.Tensor,
-    *inputs: torch.Tensor,
-) -> None:
-    """:func:`_spectral_core` writing its five terms into preallocated (n, n_wavelengths)
+def _canopy_core_into(out: tuple[torch.Tensor, ...], *inputs: torch.Tensor) -> None:
+    """:func:`_canopy_core` writing its five terms into preallocated (n, n_wavelengths)
     tensors: compiled, the stores fuse into the kernel (no output copies)."""
-    terms = _spectral_core(*inputs)
-    for target, term in zip((rsot, rdot, rsdt, rddt, reflectance), terms, strict=True):
+    for target, term in zip(out, _canopy_core(*inputs), strict=True):
         target.copy_(term)
 
 
-@functools.cache
-def _compiled_core():
-    return torch.compile(_spectral_core, dynamic=False, fullgraph=True)
+def _compiled_spectral_core(contents, scalars, factors, kspec, interface, soil_spectra, out=None):
+    """Compiled :func:`_spectral_core`, as two kernels (leaf, canopy): ~25 % faster on CPU
+    than one fused kernel, which keeps ~18 more full-size intermediates alive."""
+    leaf = _compiled("leaf")(scalars, contents, kspec, interface)
+    if out is None:
+        return _compiled("canopy")(*leaf, scalars, factors, soil_spectra)
+    _compiled("canopy_into")(tuple(out), *leaf, scalars, factors, soil_spectra)
+    return None
+
+
+_STAGES = {"leaf": _leaf_core, "canopy": _canopy_core, "canopy_into": _canopy_core_into}
 
 
 @functools.cache
-def _compiled_core_into():
-    return torch.compile(_spectral_core_into, dynamic=False, fullgraph=True)
+def _compiled(stage: str):
+    return torch.compile(_STAGES[stage], dynamic=False, fullgraph=True)
 
 
 _MODELS: dict[tuple[str, str], Prosail] = {}
