@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from xr_physcube.performance import keep_freed_memory
+
 
 def _demo(args: argparse.Namespace) -> int:
     import matplotlib
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
     return args.func(args)
 
 
