@@ -10,7 +10,8 @@ from xr_physcube.models._special import _leaf_layer_transmission_f32, transmissi
 
 
 def _tau_scipy(k: np.ndarray) -> np.ndarray:
-    return (1.0 - k) * np.exp(-k) + k * k * exp1(k)
+    with np.errstate(invalid="ignore"):  # 0 * E1(0) = 0 * inf at k = 0, set by callers
+        return (1.0 - k) * np.exp(-k) + k * k * exp1(k)
 
 
 @pytest.fixture(scope="module", autouse=True)
