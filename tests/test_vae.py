@@ -23,7 +23,7 @@ from xr_physcube.sensors.sentinel2 import BANDS, Sentinel2Bands
 from xr_physcube.vae import PhysVAE, load_pretrained
 from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401  (registers ds.vae)
 from xr_physcube.vae.losses import gaussian_nll, kl_logit_normal_uniform, temporal_smoothness
-from xr_physcube.vae.model import CAR_RATIO
+from xr_physcube.vae.model import CAR_RATIO, LEGACY_LATENTS
 from xr_physcube.vae.priors import kl_logit_normal_prior
 
 torch.manual_seed(0)
@@ -147,10 +147,13 @@ def test_shared_prior_is_the_inverse_modules():
     rng = np.random.default_rng(5)
     base = {k: S2_PRIORS[k].distribution.sample(2000, rng) for k in names}
     ref = _numpy_codistribute(names, base)
-    x0 = torch.as_tensor(np.stack([base[k] for k in model.latent_names if k in names] + [
-        np.full(2000, 0.2), np.full(2000, 1.0)], -1), dtype=torch.float64)  # fmt: skip
+    soil = {"mv": np.full(2000, 0.2), "hrms": np.full(2000, 1.0)}
+    cols = [base[k] if k in names else soil[k] for k in model.latent_names]
+    x0 = torch.as_tensor(np.stack(cols, -1), dtype=torch.float64)
     phys = model.prior.double().to_physical(x0)
-    for i, k in enumerate(k for k in model.latent_names if k in names):
+    for i, k in enumerate(model.latent_names):
+        if k not in names:
+            continue
         np.testing.assert_allclose(phys[:, i].numpy(), got[k], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(ref[k], got[k], rtol=1e-12)
 
@@ -241,7 +244,7 @@ def test_temporal_smoothness_zero_for_linear_and_positive_for_kink():
 
 
 def test_decoder_is_prosail_and_water_cloud():
-    model = PhysVAE()
+    model = PhysVAE(latents=LEGACY_LATENTS)  # Car = CAR_RATIO Cab, hspot/cbrown defaults
     names = model.latent_names
     z = torch.tensor([[3.0, 45.0, 0.015, 0.006, 1.6, 55.0, 0.4, 0.9, 0.25, 1.2]])
     assert names == ("lai", "cab", "cw", "cm", "N", "ala", "psoil", "rsoil", "mv", "hrms")
@@ -257,6 +260,40 @@ def test_decoder_is_prosail_and_water_cloud():
     np.testing.assert_allclose(
         y[0, 10:].detach(), 10 * np.log10([float(s1.vv), float(s1.vh)]), atol=1e-4
     )
+
+
+def test_default_decoder_is_the_inverse_modules_simulation_model():
+    # Every input that inverse.simulate varies (Car, hot spot, Cbrown included) is a latent,
+    # so decoding the simulated truth gives back the simulation's noiseless reflectance
+    # (up to the decoder's 5 nm spectral grid) and its noise-free WCM/Oh backscatter.
+    from xr_physcube.inverse.simulate import SimulationConfig, simulate_s2
+
+    model = PhysVAE()
+    varied = set(S2_PRIORS.names()) | set(S1_PRIORS.names())
+    assert varied <= set(model.latent_names)
+    ds = simulate_s2(300, seed=4, config=SimulationConfig(keep_noiseless=True),
+                     progress=False, num_threads=1)  # fmt: skip
+    rng = np.random.default_rng(0)
+    soil = {"mv": rng.uniform(0.05, 0.4, 300), "hrms": rng.uniform(0.5, 2.5, 300)}
+    z = np.stack([soil[k] if k in soil else ds[k].values for k in model.latent_names], -1)
+    theta = np.full(300, 40.0)
+    ang = np.stack([ds.tts.values, ds.tto.values, ds.psi.values, theta], -1)
+    with torch.no_grad():
+        y = model.decode(torch.as_tensor(z, dtype=torch.float32),
+                         torch.as_tensor(ang, dtype=torch.float32)).numpy()  # fmt: skip
+    clean = np.stack([ds[f"{b}_noiseless"].values for b in BANDS], -1)
+    np.testing.assert_allclose(y[:, :10], clean, atol=4e-3)
+    s1 = water_cloud_backscatter(mv=torch.as_tensor(soil["mv"]), hrms=torch.as_tensor(soil["hrms"]),
+                                 theta=torch.as_tensor(theta), lai=torch.as_tensor(ds.lai.values,
+                                 dtype=torch.float64))  # fmt: skip
+    np.testing.assert_allclose(y[:, 10], 10 * np.log10(s1.vv.numpy()), atol=1e-3)
+    # the legacy decoder (hspot 0.01, Cbrown 0, Car 0.2 Cab) is far from these simulations
+    legacy = PhysVAE(latents=LEGACY_LATENTS)
+    zl = torch.as_tensor(np.stack([z[:, model.latent_names.index(k)] for k in LEGACY_LATENTS], -1),
+                         dtype=torch.float32)  # fmt: skip
+    with torch.no_grad():
+        yl = legacy.decode(zl, torch.as_tensor(ang, dtype=torch.float32)).numpy()
+    assert np.sqrt(np.mean((yl[:, 6] - clean[:, 6]) ** 2)) > 0.015  # B8 (noise: ~0.011)
 
 
 def test_gradients_flow_into_encoder_through_physics():

@@ -66,15 +66,29 @@ LATENT_RANGES: dict[str, tuple[float, float]] = {
     "rsoil": (0.5, 1.5),
     "mv": (0.02, 0.45),
     "hrms": (0.3, 3.0),
+    "car": (4.0, 16.0),
+    "hspot": (0.1, 0.5),
+    "cbrown": (0.0, 2.0),
 }
 """Boxes of the ``prior="uniform"`` design: sub-ranges of the ParameterSpec bounds
 covering agricultural canopies (the ranges of the S2 biophysical processor training set,
 Weiss & Baret 2016, S2ToolBox Level 2 products ATBD v1.1, widened for the soil and S1 terms).
 """
-DEFAULT_LATENTS: tuple[str, ...] = tuple(LATENT_RANGES)
+LEGACY_LATENTS: tuple[str, ...] = (
+    "lai", "cab", "cw", "cm", "N", "ala", "psoil", "rsoil", "mv", "hrms",
+)  # fmt: skip
+"""The latents of the first models (shipped temporal model): Car tied to Cab
+(:data:`CAR_RATIO`), hot spot and brown pigments at their ``ParameterSpec`` defaults."""
+DEFAULT_LATENTS: tuple[str, ...] = (*LEGACY_LATENTS, "car", "hspot", "cbrown")
+"""Every PROSAIL/soil input that the simulations of :mod:`xr_physcube.inverse.simulate`
+vary (:data:`~xr_physcube.inverse.priors.S2_PRIORS`, ``S1_PRIORS``) is a latent, so that
+the decoder is the forward model that generated the training and test data. Carotenoids,
+hot spot and brown pigments are nuisance latents (their priors are the shared ones); the
+decoder with the legacy latents fixed hspot at 0.01 and Cbrown at 0, which differ from
+those simulations by up to 0.036 in reflectance (B6–B8A), 3× the sensor noise."""
 CAR_RATIO = 0.2
-"""Carotenoids tied to chlorophyll, Car = 0.2 Cab (the Car/Cab ratio ≈ 0.2 of the LOPEX and
-ANGERS leaves, Féret et al. 2008, RSE 112:3030–3043); not a free latent."""
+"""Carotenoids tied to chlorophyll when Car is not a latent, Car = 0.2 Cab (the Car/Cab
+ratio ≈ 0.2 of the LOPEX and ANGERS leaves, Féret et al. 2008, RSE 112:3030–3043)."""
 OUTPUTS: tuple[str, ...] = (*BANDS, *POLARISATIONS)
 """Decoded variables: 10 S2 surface reflectances, then S1 VV and VH (in dB in the model)."""
 N_S2 = len(BANDS)
@@ -274,7 +288,9 @@ class PhysicalDecoder(nn.Module):
     PROSAIL-D (Campbell LIDF) on a ``spectral_step`` nm grid with the S2A SRFs, and the
     Water Cloud Model over Oh (2004) with the LAI-form coefficients of
     :data:`~xr_physcube.models.sar.WCM_COEFFICIENTS`. Parameters that are not latents
-    take their ``ParameterSpec`` defaults, except carotenoids (``CAR_RATIO`` × Cab).
+    take their ``ParameterSpec`` defaults, except carotenoids (``CAR_RATIO`` × Cab) when
+    Car is not a latent (with :data:`DEFAULT_LATENTS` only ``anth``, ``skyl`` and the
+    unused ``lidfb`` are fixed, as in the inverse module's simulations).
     """
 
     def __init__(self, latents: Sequence[str], spectral_step: int = 5):

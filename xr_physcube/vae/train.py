@@ -26,7 +26,7 @@ from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParam
 from xr_physcube.models.sar import water_cloud_backscatter
 from xr_physcube.sensors.sentinel2 import BANDS, SCL_INVALID, Sentinel2Bands
 from xr_physcube.vae.losses import gaussian_nll, kl_standard_normal, temporal_smoothness
-from xr_physcube.vae.model import ANGLES, PhysVAE
+from xr_physcube.vae.model import ANGLES, LEGACY_LATENTS, PhysVAE
 from xr_physcube.vae.priors import kl_logit_normal_prior
 
 INPUT_NAMES: tuple[str, ...] = (*BANDS, "VV", "VH", *ANGLES)
@@ -471,7 +471,7 @@ RECIPES: dict[str, dict] = {
         "supervised_weight": 0.0,
     },
     "temporal": {
-        "config": {"temporal": True, "hidden": 64, "depth": 2},
+        "config": {"temporal": True, "hidden": 64, "depth": 2, "latents": LEGACY_LATENTS},
         "n_sim": 12_000,
         "n_dates": 8,
         "steps": 3000,
