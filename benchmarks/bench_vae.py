@@ -77,9 +77,10 @@ def simulated(models: dict[str, PhysVAE], n: int) -> None:
         f"inverse module's S2/S1 noise model), seed {TEST_SEED} (training: seed 0) =="
     )
     first = next(iter(models.values()))
-    sim = simulate_prior_pixels(n, first.latent_names, seed=TEST_SEED, missing_s2=0.0,
+    names = tuple(dict.fromkeys(k for m in models.values() for k in m.latent_names))
+    sim = simulate_prior_pixels(n, names, seed=TEST_SEED, missing_s2=0.0,
                                 missing_s1=0.0)  # fmt: skip
-    names = sim.names
+    truth = {k: sim.truth[:, i] for i, k in enumerate(names)}
     inv = inverse_predictions(sim)
     results = {}
     for label, model in models.items():
@@ -90,23 +91,23 @@ def simulated(models: dict[str, PhysVAE], n: int) -> None:
     head = "".join(f"{k[:24]:>26}" for k in models)
     print(f"\n  RMSE{'':<5}{'prior box':>17}{head}{'inverse net':>18}   (ratio = VAE/inverse)")
     for v in VARS:
-        i = names.index(v)
         lo, hi = first.config.ranges[v]
-        r_inv = rmse(inv[v], sim.truth[:, i])
+        r_inv = rmse(inv[v], truth[v])
         cells = ""
-        for mean, _ in results.values():
-            r = rmse(mean[:, i], sim.truth[:, i])
+        for label, (mean, _) in results.items():
+            r = rmse(mean[:, models[label].latent_names.index(v)], truth[v])
             cells += f"{f'{r:.4g} ({r / r_inv:.2f})':>26}"
         print(f"  {v:<9}{f'[{lo:g}, {hi:g}]':>17}{cells}{r_inv:>13.4g} ({inv[v + '__net']})")
     for label, (mean, std) in results.items():
-        z = (mean - sim.truth) / std
+        own = models[label].latent_names
+        z = {v: (mean[:, own.index(v)] - truth[v]) / std[:, own.index(v)] for v in VARS}
         print(f"  {label} calibration, std of (mean - truth)/posterior std (1 = calibrated):")
-        print("   ", {v: round(float(z[:, names.index(v)].std()), 2) for v in VARS})
-    mean = results[next(iter(models))][0]
-    with torch.no_grad():
-        recon = first.decode(mean, sim.angles)
-    print(f"  {next(iter(models))} reconstruction RMSE per band (reflectance; S1 in dB):")
-    print("   ", {o: round(rmse(recon[:, j], sim.obs[:, j]), 4) for j, o in enumerate(OUTPUTS)})
+        print("   ", {v: round(float(z[v].std()), 2) for v in VARS})
+    for label, (mean, _) in results.items():
+        with torch.no_grad():
+            recon = models[label].decode(mean, sim.angles)
+        print(f"  {label} reconstruction RMSE per band (reflectance; S1 in dB):")
+        print("   ", {o: round(rmse(recon[:, j], sim.obs[:, j]), 4) for j, o in enumerate(OUTPUTS)})
 
 
 def demo(
