@@ -5,8 +5,9 @@
    noise model (:func:`xr_physcube.vae.train.simulate_prior_pixels`, i.e.
    ``inverse.simulate.simulate_s1``), seed 20261125, never used in training (the VAE
    and the inverse networks were trained on seed 0). RMSE of LAI, Cab, Cw, Cm and soil
-   moisture, VAE posterior means vs the shipped S2 / S1 inverse networks, and the
-   VAE's reconstruction RMSE per band.
+   moisture, VAE posterior means (shipped ``pixel`` and ``pixel_hybrid`` models, and any
+   ``--extra`` checkpoints) vs the shipped S2 / S1 inverse networks, and each VAE's
+   reconstruction RMSE per band.
 2. Demo cube (truth never used in training): LAI, Cab, Cw, Cm, mv RMSE side by side for
    the shipped per-pixel VAE, the same after unsupervised fine-tuning on the cube's
    pixels (``ds.vae.fit``: negative ELBO only, no truth), the shipped temporal VAE,
@@ -209,6 +210,14 @@ def main() -> None:
         extra[label[:46]] = m
         print(f"{label}: {m.meta.get('recipe', '?')} | {m.meta.get('objective', '?')}")
     pixel_models = {"VAE pixel (shipped)": model}
+    try:  # the second shipped per-pixel model (all simulated inputs as latents, hybrid)
+        hybrid = load_pretrained("pixel_hybrid")
+        print(f"VAE pixel_hybrid: {hybrid.meta.get('recipe', '?')} | "
+              f"{hybrid.meta.get('objective', '?')}")  # fmt: skip
+        pixel_models["VAE pixel_hybrid"] = hybrid
+        extra = {"VAE pixel_hybrid": hybrid, **extra}
+    except ValueError:
+        pass
     pixel_models |= {k: m for k, m in extra.items() if not m.config.temporal}
     simulated(pixel_models, args.n)
     demo(model, temporal, args.finetune_steps, extra)

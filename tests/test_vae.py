@@ -384,9 +384,10 @@ def test_reconstruct_and_missing_modality(scene):
         scene.cube.drop_vars("tts").vae.encode(model)
 
 
-def test_shipped_model_encodes_demo_cube():
+@pytest.mark.parametrize("name", ["pixel", "pixel_hybrid"])
+def test_shipped_model_encodes_demo_cube(name):
     scene = demo_scene(size=32, seed=0, chunks=16)
-    latent = scene.cube.vae.encode(load_pretrained()).compute()
+    latent = scene.cube.vae.encode(load_pretrained(name)).compute()
     truth = scene.truth
     # Demo LAI spans 0..~6 m²/m²; an uninformed guess (prior mean 4) has RMSE > 2.
     ok = np.isfinite(scene.cube.B4.values)
@@ -415,11 +416,11 @@ def test_temporal_fit_with_smoothness_runs_on_cube(scene):
     assert model.config.temporal
 
 
-@pytest.mark.parametrize("name", ["pixel", "temporal"])
+@pytest.mark.parametrize("name", ["pixel", "pixel_hybrid", "temporal"])
 def test_pretrain_recipe_runs_and_is_reproducible(tmp_path, name):
     from xr_physcube.vae.train import pretrain
 
-    kw = dict(steps=2, n_sim=32, progress=False)
+    kw = dict(steps=2, n_sim=32, progress=False, encoder_steps=2 if name == "pixel_hybrid" else 0)
     a = pretrain(name, tmp_path / "a.pt", seed=3, **kw)
     pretrain(name, tmp_path / "b.pt", seed=3, **kw)
     b = PhysVAE.load(tmp_path / "b.pt")

@@ -482,9 +482,12 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 def load_pretrained(name: str = "pixel") -> PhysVAE:
     """A shipped model ``weights/vae_<name>.pt``: ``"pixel"`` (per-pixel S1+S2 model, the
-    accessor's default) or ``"temporal"`` (attention over a pixel's dates). Both were
-    pre-trained on simulations from the shared priors; rebuild them with
-    :func:`xr_physcube.vae.train.pretrain` (``python -m xr_physcube.vae <name>``)."""
+    accessor's default; legacy latents, pure ELBO), ``"pixel_hybrid"`` (per-pixel, every
+    simulated PROSAIL input a latent, supervised encoder pre-training then ELBO + supervised
+    term; matches the inverse networks on their simulations) or ``"temporal"`` (attention
+    over a pixel's dates). All were pre-trained on simulations from the shared priors;
+    rebuild them with :func:`xr_physcube.vae.train.pretrain`
+    (``python -m xr_physcube.vae <name>``)."""
     path = WEIGHTS_DIR / f"vae_{name}.pt"
     if not path.exists():
         known = sorted(p.stem.removeprefix("vae_") for p in WEIGHTS_DIR.glob("vae_*.pt"))

@@ -516,11 +516,19 @@ def fit_encoder_supervised(
 
 RECIPES: dict[str, dict] = {
     "pixel": {
-        "config": {"temporal": False, "hidden": 128, "depth": 3},
+        "config": {"temporal": False, "hidden": 128, "depth": 3, "latents": LEGACY_LATENTS},
         "n_sim": 100_000,
         "steps": 3000,
         "batch_size": 512,
         "supervised_weight": 0.0,
+    },
+    "pixel_hybrid": {
+        "config": {"temporal": False, "hidden": 128, "depth": 3},
+        "n_sim": 200_000,
+        "encoder_steps": 40_000,
+        "steps": 3000,
+        "batch_size": 512,
+        "supervised_weight": 10.0,
     },
     "temporal": {
         "config": {"temporal": True, "hidden": 64, "depth": 2, "latents": LEGACY_LATENTS},
@@ -547,20 +555,26 @@ def pretrain(
 ) -> PhysVAE:
     """Rebuild a shipped model reproducibly: simulate from the shared priors, train, save.
 
-    ``name="pixel"``: per-pixel model, ``n_sim`` = 100k pixels of
-    :func:`simulate_prior_pixels` (the inverse networks' simulation design, seed
-    ``seed``). ``name="temporal"``: attention encoder (hidden 64), 12k series of 8
-    irregular dates from :func:`simulate_prior_series`. Both: ``steps`` = 3000 Adam
-    steps (lr 1e-3, then 3e-4 for the last quarter) on the negative ELBO (masked
-    Gaussian NLL + KL to the shared priors) plus ``supervised_weight`` × the NLL of the
-    simulated truth under the posterior (hybrid pre-training; 0 gives the pure VAE
-    objective). Weight initialisation and batches are seeded; with ``num_threads=1``
-    the result is bitwise reproducible on a given machine.
+    ``name="pixel"``: per-pixel model with the :data:`~xr_physcube.vae.model.LEGACY_LATENTS`
+    (Car = 0.2 Cab, hot spot 0.01 and Cbrown 0 fixed in the decoder), ``n_sim`` = 100k
+    pixels of :func:`simulate_prior_pixels` (the inverse networks' simulation design,
+    seed ``seed``), pure ELBO. ``name="pixel_hybrid"``: per-pixel model with
+    :data:`~xr_physcube.vae.model.DEFAULT_LATENTS` (Car, hot spot, Cbrown are latents, so
+    the decoder is the simulations' forward model), 200k pixels, ``encoder_steps`` =
+    40k steps of encoder-only supervised pre-training (:func:`fit_encoder_supervised`),
+    then the ELBO phase with ``supervised_weight`` = 10. ``name="temporal"``: attention
+    encoder (hidden 64, legacy latents), 12k series of 8 irregular dates from
+    :func:`simulate_prior_series`. All: ``steps`` = 3000 Adam steps (lr 1e-3, then 3e-4
+    for the last quarter) on the negative ELBO (masked Gaussian NLL + KL to the shared
+    priors) plus ``supervised_weight`` × the NLL of the simulated truth under the
+    posterior (hybrid pre-training; 0 gives the pure VAE objective). Weight
+    initialisation and batches are seeded; with ``num_threads=1`` the result is bitwise
+    reproducible on a given machine.
 
-    Time on the project's shared 2-core CPU, 1 thread each, three trainings and other
-    agents' jobs running at once (the shipped files' metadata): pixel 2.2 min simulation
-    + 8.9 min training; temporal 1.9 min + 9.3 min.
-    CLI: ``python -m xr_physcube.vae pixel|temporal [--seed 0] [--out PATH]``.
+    Time on the project's shared 2-core CPU, 1 thread each, with other jobs running
+    (the shipped files' metadata): pixel 2.2 min simulation + 8.9 min training;
+    temporal 1.9 min + 9.3 min; pixel_hybrid: see its metadata.
+    CLI: ``python -m xr_physcube.vae pixel|pixel_hybrid|temporal [--seed 0] [--out PATH]``.
     """
     import time
 
@@ -626,8 +640,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--supervised-weight", type=float, default=None)
+    parser.add_argument("--encoder-steps", type=int, default=None)
     args = parser.parse_args(argv)
-    model = pretrain(args.name, args.out, args.seed, args.supervised_weight, args.steps)
+    model = pretrain(args.name, args.out, args.seed, args.supervised_weight, args.steps,
+                     encoder_steps=args.encoder_steps)  # fmt: skip
     print(model.meta)
 
 
