@@ -164,7 +164,7 @@ class Prosail(nn.Module):
             lidf, *(flat[k].double() for k in ("lai", "hspot", "tts", "tto", "psi"))
         )
         n = flat["lai"].numel()
-        out = self._output_buffer(flat["lai"], n)
+        out = self._output_buffer(flat, n)
         parts = []
         for i in range(0, max(n, 1), self.chunk_size):
             chunk = slice(i, i + self.chunk_size)
@@ -180,12 +180,13 @@ class Prosail(nn.Module):
             joined = list(out.unbind(0))
         return SailReflectance(*(x.reshape(*shape, x.shape[-1]) for x in joined))
 
-    def _output_buffer(self, like: torch.Tensor, n: int) -> torch.Tensor | None:
+    def _output_buffer(self, inputs: dict[str, torch.Tensor], n: int) -> torch.Tensor | None:
         """(5, n, n_wavelengths) buffer the compiled kernel writes full spectra into (no
         per-chunk outputs to concatenate: ~1.5x faster on CPU), or None where that path
         does not apply (eager, band outputs, or autograd recording)."""
+        like = inputs["lai"]
         needs_grad = torch.is_grad_enabled() and any(
-            p.requires_grad for p in (like, *self.parameters())
+            p.requires_grad for p in (*inputs.values(), *self.parameters())
         )
         if not self.compile or self.sensor is not None or needs_grad or n == 0:
             return None
