@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from xr_physcube.models import dielectric
 from xr_physcube.models.dielectric import dobson, hallikainen, water_permittivity
 
 # Hallikainen et al. (1985), Table I rows (a0,a1,a2,b0,b1,b2,c0,c1,c2), S and C in percent.
@@ -140,3 +141,13 @@ def test_dobson_real_part_matches_ulaby_long_2014_form(sand, clay, freq):
     got = dobson(torch.tensor(mv), sand, clay, freq, rho_b=1.4, t_soil=20.0).real.numpy()
     expected = _ulaby_long_2014_dobson_real(mv, sand, clay, 1.4, freq)
     np.testing.assert_allclose(got, expected, rtol=0.02)
+
+
+def test_soil_permittivity_dispatches_to_the_named_model():
+    mv, sand, clay = torch.tensor([0.1, 0.3]), torch.tensor(0.3), torch.tensor(0.2)
+    for name, fn in (("hallikainen", dielectric.hallikainen), ("dobson", dielectric.dobson)):
+        got = dielectric.soil_permittivity(mv, sand, clay, 5.405, name)
+        want = fn(mv, sand, clay, 5.405)
+        assert torch.equal(got.real, want.real) and torch.equal(got.imag, want.imag)
+    with pytest.raises(ValueError, match="hallikainen"):
+        dielectric.soil_permittivity(mv, sand, clay, 5.405, "topp")

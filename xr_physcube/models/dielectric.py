@@ -22,7 +22,7 @@ positive imaginary part); dtype/device follow the inputs.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -191,6 +191,31 @@ def dobson(
     ) ** (1.0 / _ALPHA)
     imag = (m**beta_i * eps_fw_imag.clamp_min(0.0) ** _ALPHA) ** (1.0 / _ALPHA)
     return Permittivity(real, imag)
+
+
+DielectricModel = Literal["hallikainen", "dobson"]
+DIELECTRIC_MODELS: tuple[str, ...] = ("hallikainen", "dobson")
+
+
+def check_dielectric_model(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is one of :data:`DIELECTRIC_MODELS`."""
+    if name not in DIELECTRIC_MODELS:
+        raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {name!r}")
+
+
+def soil_permittivity(
+    mv: torch.Tensor,
+    sand: torch.Tensor,
+    clay: torch.Tensor,
+    frequency_ghz: float = 5.405,
+    model: DielectricModel = "hallikainen",
+    validate: bool = True,
+) -> Permittivity:
+    """Soil permittivity from the named model (:func:`hallikainen` or :func:`dobson`, the
+    latter at its default bulk density and soil temperature); arguments as theirs."""
+    check_dielectric_model(model)
+    fn = hallikainen if model == "hallikainen" else dobson
+    return fn(mv, sand, clay, frequency_ghz, validate=validate)
 
 
 def _check(values: dict, context: str) -> None:

@@ -45,7 +45,14 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
-from xr_physcube.models.dielectric import CLAY, MV, SAND, dobson, hallikainen
+from xr_physcube.models.dielectric import (
+    CLAY,
+    MV,
+    SAND,
+    DielectricModel,
+    check_dielectric_model,
+    soil_permittivity,
+)
 from xr_physcube.models.sar import HRMS, THETA
 from xr_physcube.parameters import (
     ParameterSet,
@@ -59,7 +66,6 @@ from xr_physcube.parameters import (
 from xr_physcube.sensors import sentinel1 as s1
 
 Acf = Literal["exponential", "gaussian"]
-DielectricModel = Literal["hallikainen", "dobson"]
 
 __all__ = [
     "CORR_LENGTH", "IemParameters", "IEM_PARAMETERS", "IemBackscatter", "iem",
@@ -187,8 +193,7 @@ def iem_backscatter(
     elif kwargs:
         raise TypeError("give either an IemParameters or keyword fields, not both")
     acf = _check_acf(acf)
-    if dielectric not in ("hallikainen", "dobson"):
-        raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {dielectric!r}")
+    check_dielectric_model(dielectric)
     values = params.as_dict()
     wavenumber = 2.0 * math.pi * frequency_ghz * 1e9 / s1.SPEED_OF_LIGHT_M_S / 100.0  # 1/cm
     if validate:
@@ -200,8 +205,7 @@ def iem_backscatter(
                 f"{KS_MAX} (hrms must be <= {KS_MAX / wavenumber:.3g} cm at {frequency_ghz} GHz)"
             )
     t = as_tensors(values)
-    model = hallikainen if dielectric == "hallikainen" else dobson
-    eps = model(t["mv"], t["sand"], t["clay"], frequency_ghz, validate=False)
+    eps = soil_permittivity(t["mv"], t["sand"], t["clay"], frequency_ghz, dielectric, False)
     eps_c = torch.complex(eps.real, -eps.imag)
     return iem(
         eps_c,
@@ -230,8 +234,7 @@ class Iem(nn.Module):
     ):
         super().__init__()
         self.acf = _check_acf(acf)
-        if dielectric not in ("hallikainen", "dobson"):
-            raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {dielectric!r}")
+        check_dielectric_model(dielectric)
         self.dielectric: DielectricModel = dielectric
         self.frequency_ghz = frequency_ghz
         self.n_terms = n_terms

@@ -50,7 +50,14 @@ import torch
 from torch import nn
 
 from xr_physcube.models import sail as _sail
-from xr_physcube.models.dielectric import CLAY, MV, SAND, dobson, hallikainen
+from xr_physcube.models.dielectric import (
+    CLAY,
+    MV,
+    SAND,
+    DielectricModel,
+    check_dielectric_model,
+    soil_permittivity,
+)
 from xr_physcube.parameters import (
     ParameterSet,
     ParameterSpec,
@@ -65,7 +72,6 @@ from xr_physcube.sensors.sentinel1 import db_to_linear, linear_to_db
 
 SoilModel = Literal["oh", "dubois"]
 Descriptor = Literal["lai", "ndvi"]
-DielectricModel = Literal["hallikainen", "dobson"]
 
 __all__ = [
     "MV", "HRMS", "THETA", "LAI", "NDVI", "SAND", "CLAY",
@@ -288,12 +294,7 @@ def bare_soil_backscatter(
     oh = oh2004(t["mv"], ks, theta)
     if soil_model == "oh":
         return oh
-    if dielectric == "hallikainen":
-        eps = hallikainen(t["mv"], t["sand"], t["clay"], frequency_ghz, validate=False)
-    elif dielectric == "dobson":
-        eps = dobson(t["mv"], t["sand"], t["clay"], frequency_ghz, validate=False)
-    else:
-        raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {dielectric!r}")
+    eps = soil_permittivity(t["mv"], t["sand"], t["clay"], frequency_ghz, dielectric, False)
     vv, hh = dubois1995(eps.real, ks, theta, wavelength_cm)
     return BareSoilBackscatter(vv, oh.vh, hh)
 
@@ -493,8 +494,7 @@ class WaterCloud(nn.Module):
             raise ValueError("compile=True is only available with soil_model='oh'")
         self.compile = compile
         self.descriptor = _check_descriptor(descriptor)
-        if dielectric not in ("hallikainen", "dobson"):
-            raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {dielectric!r}")
+        check_dielectric_model(dielectric)
         self.dielectric: DielectricModel = dielectric
         self.validate = validate
         coefficients = coefficients or WcmCoefficients.published(descriptor)
