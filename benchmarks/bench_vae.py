@@ -36,7 +36,7 @@ from xr_physcube.sensors.sentinel2 import BANDS
 from xr_physcube.vae import load_pretrained
 from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401
 from xr_physcube.vae.model import OUTPUTS, PhysVAE
-from xr_physcube.vae.train import simulate_prior_pixels
+from xr_physcube.vae.train import simulate_prior_pixels, simulate_prior_series
 
 VARS = ("lai", "cab", "cw", "cm", "mv")
 TEST_SEED = 20261125
@@ -48,17 +48,17 @@ def rmse(a, b) -> float:
     return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.any() else float("nan")
 
 
-def inverse_predictions(sim) -> dict[str, np.ndarray]:
+def inverse_predictions(obs: torch.Tensor, angles: torch.Tensor) -> dict[str, np.ndarray]:
     """Shipped inverse networks on the simulated test set: S2 net (bands + angles) for
     lai/cab/cw/cm, S1 net (VV, VH, theta, NDVI) for mv."""
     from xr_physcube.inverse import load_pretrained as load_inverse
 
-    obs = sim.obs.numpy()
+    obs = obs.numpy()
     columns = {b: obs[:, i] for i, b in enumerate(BANDS)}
     columns["VV"], columns["VH"] = 10 ** (obs[:, 10] / 10), 10 ** (obs[:, 11] / 10)
     columns["ndvi"] = (columns["B8"] - columns["B4"]) / (columns["B8"] + columns["B4"])
     for i, a in enumerate(("tts", "tto", "psi", "theta")):
-        columns[a] = sim.angles[:, i].numpy()
+        columns[a] = angles[:, i].numpy()
     out: dict[str, np.ndarray] = {}
     for key in ("s2", "s1"):
         net = load_inverse(key)
@@ -82,7 +82,7 @@ def simulated(models: dict[str, PhysVAE], n: int) -> None:
     sim = simulate_prior_pixels(n, names, seed=TEST_SEED, missing_s2=0.0,
                                 missing_s1=0.0)  # fmt: skip
     truth = {k: sim.truth[:, i] for i, k in enumerate(names)}
-    inv = inverse_predictions(sim)
+    inv = inverse_predictions(sim.obs, sim.angles)
     results = {}
     for label, model in models.items():
         t0 = time.perf_counter()
@@ -111,16 +111,15 @@ def simulated(models: dict[str, PhysVAE], n: int) -> None:
         print("   ", {o: round(rmse(recon[:, j], sim.obs[:, j]), 4) for j, o in enumerate(OUTPUTS)})
 
 
-def demo(
-    pixel: PhysVAE, temporal: PhysVAE | None, finetune_steps: int, extra: dict[str, PhysVAE]
-) -> None:
+def demo(models: dict[str, PhysVAE], finetune_steps: int) -> None:
     print(
         "\n== Demo cube 64 x 64 x 4 dates (simulated scene; its truth is never used in training) =="
     )
     scene = demo_scene(64, seed=0, chunks=32)
     ds, truth = scene.cube, scene.truth
     s2_ok = np.isfinite(ds.B4.values)
-    rows: dict[str, xr.Dataset] = {"VAE pixel (shipped)": ds.vae.encode(pixel).compute()}
+    rows = {label: ds.vae.encode(m).compute() for label, m in models.items()}
+    recon = {label: ds.vae.reconstruct(m).compute() for label, m in models.items()}
     if finetune_steps:
         tuned = load_pretrained("pixel")  # a fresh copy of the shipped model
         t0 = time.perf_counter()
@@ -128,11 +127,7 @@ def demo(
         dt = time.perf_counter() - t0
         key = f"VAE pixel + ds.vae.fit ({finetune_steps} steps, {dt:.0f} s)"
         rows[key] = ds.vae.encode(tuned).compute()
-        rec_tuned = ds.vae.reconstruct(tuned).compute()
-    if temporal is not None:
-        rows["VAE temporal (shipped)"] = ds.vae.encode(temporal).compute()
-    for label, m in extra.items():
-        rows[label] = ds.vae.encode(m).compute()
+        recon[key] = ds.vae.reconstruct(tuned).compute()
     inv = ds.physics.retrieve(["lai", "cab", "cw", "cm"]).compute()
     inv_mv = ds.physics.retrieve(["mv"], model="pretrained-s1").compute()
     rows["inverse nets (S2; S1 for mv)"] = inv.assign(mv=inv_mv.mv)
@@ -152,16 +147,56 @@ def demo(
             print(f"  {name:<46}" + "".join(f"{x:>9.4g}" for x in vals))
     print("  (the inverse S2 net gives NaN under clouds, so 'all' scores it on cloud-free pixels"
           " only; its S1 net needs NDVI, likewise)")  # fmt: skip
-    for name, model in (("shipped pixel VAE", pixel),) + (
-        (("fine-tuned pixel VAE", None),) if finetune_steps else ()
-    ):
-        rec = ds.vae.reconstruct(model).compute() if model is not None else rec_tuned
+    print("\n  reconstruction RMSE per band on observed pixel-dates (reflectance; S1 in dB):")
+    for name, rec in recon.items():
         res = {b: round(rmse(rec[b].values, ds[b].values), 4) for b in BANDS}
         for p in ("VV", "VH"):
             res[p + "_dB"] = round(
                 rmse(10 * np.log10(rec[p].values), 10 * np.log10(ds[p].values)), 3
             )
-        print(f"  reconstruction RMSE per band, {name} (observed pixels):", res)
+        print(f"  {name}: {res}")
+
+
+def simulated_series(temporal: dict[str, PhysVAE], pixel: dict[str, PhysVAE], n: int) -> None:
+    """Temporal VAEs vs per-date retrievals on simulated time series with known truth."""
+    if not temporal:
+        return
+    print(
+        f"\n== Simulated time series: {n} pixels x 8 irregular dates "
+        f"(xr_physcube.vae.train.simulate_prior_series, seed {TEST_SEED}; training: seed 0), "
+        "25 % of dates cloudy (S1 only), some dates missing =="
+    )
+    names = tuple(dict.fromkeys(k for m in temporal.values() for k in m.latent_names))
+    sim = simulate_prior_series(n, names, n_dates=8, seed=TEST_SEED)
+    flat_obs, flat_ang = sim.obs.reshape(-1, sim.obs.shape[-1]), sim.angles.reshape(-1, 4)
+    truth = {k: sim.truth[..., i].reshape(-1).numpy() for i, k in enumerate(names)}
+    s2_ok = torch.isfinite(flat_obs[:, 0]).numpy()
+    seen = torch.isfinite(flat_obs).any(-1).numpy()  # dates with S2 or S1
+    preds = {}
+    for label, m in temporal.items():
+        with torch.no_grad():
+            mean, _ = m.infer(sim.obs, sim.angles, sim.doy)
+        own = m.latent_names
+        preds[label] = {v: mean[..., own.index(v)].reshape(-1).numpy() for v in VARS}
+    for label, m in pixel.items():
+        with torch.no_grad():
+            mean, _ = m.infer(flat_obs[seen], flat_ang[seen])
+        own = m.latent_names
+        preds[label + " (per date)"] = {}
+        for v in VARS:
+            full = np.full(len(seen), np.nan)
+            full[seen] = mean[:, own.index(v)].numpy()
+            preds[label + " (per date)"][v] = full
+    inv = inverse_predictions(flat_obs, flat_ang)
+    preds["inverse nets (per date)"] = {v: inv[v] for v in VARS}
+    for subset, mask in (("cloud-free pixel-dates", s2_ok), ("cloudy pixel-dates (S1 only)",
+                                                             seen & ~s2_ok)):  # fmt: skip
+        print(f"\n  RMSE vs truth, {subset} ({int(mask.sum())}):")
+        print(f"  {'method':<46}" + "".join(f"{v:>9}" for v in VARS))
+        for label, p in preds.items():
+            print(f"  {label:<46}" + "".join(f"{rmse(p[v][mask], truth[v][mask]):>9.4g}"
+                                           for v in VARS))  # fmt: skip
+    print("  (the inverse S2 net has no answer under clouds; its S1 net needs NDVI, likewise)")
 
 
 def throughput(model: PhysVAE, tile: int) -> None:
@@ -183,45 +218,36 @@ def throughput(model: PhysVAE, tile: int) -> None:
           f"ratio dask/numpy {dt_eager / dt_lazy:.2f}")  # fmt: skip
 
 
+SHIPPED = ("pixel", "pixel_hybrid", "temporal", "temporal_hybrid")
+"""Shipped VAEs compared (``weights/vae_<name>.pt``); missing files are skipped."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--n-series", type=int, default=1000)
     parser.add_argument("--tile", type=int, default=4)
     parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument("--extra", action="append", default=[],
                         help="another VAE checkpoint to compare (repeatable)")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = load_pretrained("pixel")
-    try:
-        temporal = load_pretrained("temporal")
-    except ValueError as err:
-        print("temporal VAE unavailable:", err)
-        temporal = None
-    for name, m in (("pixel", model), ("temporal", temporal)):
-        if m is not None:
-            print(f"VAE {name}: {m.meta.get('recipe', '?')} | {m.meta.get('objective', '?')}")
-    extra = {}
+    models: dict[str, PhysVAE] = {}
+    for name in SHIPPED:
+        try:
+            models[f"VAE {name}"] = load_pretrained(name)
+        except ValueError as err:
+            print(f"VAE {name} unavailable:", err)
     for path in args.extra:
-        m = PhysVAE.load(path)
-        kind = "temporal" if m.config.temporal else "pixel"
-        how = "hybrid" if "supervised" in m.meta.get("objective", "") else "pure ELBO"
-        label = f"VAE {kind}, {how} ({Path(path).stem})"
-        extra[label[:46]] = m
+        models[f"VAE {Path(path).stem}"[:40]] = PhysVAE.load(path)
+    for label, m in models.items():
         print(f"{label}: {m.meta.get('recipe', '?')} | {m.meta.get('objective', '?')}")
-    pixel_models = {"VAE pixel (shipped)": model}
-    try:  # the second shipped per-pixel model (all simulated inputs as latents, hybrid)
-        hybrid = load_pretrained("pixel_hybrid")
-        print(f"VAE pixel_hybrid: {hybrid.meta.get('recipe', '?')} | "
-              f"{hybrid.meta.get('objective', '?')}")  # fmt: skip
-        pixel_models["VAE pixel_hybrid"] = hybrid
-        extra = {"VAE pixel_hybrid": hybrid, **extra}
-    except ValueError:
-        pass
-    pixel_models |= {k: m for k, m in extra.items() if not m.config.temporal}
+    pixel_models = {k: m for k, m in models.items() if not m.config.temporal}
+    temporal_models = {k: m for k, m in models.items() if m.config.temporal}
     simulated(pixel_models, args.n)
-    demo(model, temporal, args.finetune_steps, extra)
-    throughput(model, args.tile)
+    simulated_series(temporal_models, pixel_models, args.n_series)
+    demo(models, args.finetune_steps)
+    throughput(models["VAE pixel"], args.tile)
 
 
 if __name__ == "__main__":

@@ -396,9 +396,10 @@ def test_shipped_model_encodes_demo_cube(name):
     assert (latent.lai_std.values[ok] > 0).all()
 
 
-def test_shipped_temporal_model_encodes_demo_cube():
+@pytest.mark.parametrize("name", ["temporal", "temporal_hybrid"])
+def test_shipped_temporal_model_encodes_demo_cube(name):
     scene = demo_scene(size=32, seed=0, chunks=16)
-    model = load_pretrained("temporal")
+    model = load_pretrained(name)
     assert model.config.temporal
     latent = scene.cube.vae.encode(model).compute()
     assert latent.lai.chunks is None and latent.lai.dims == ("time", "y", "x")
@@ -416,15 +417,16 @@ def test_temporal_fit_with_smoothness_runs_on_cube(scene):
     assert model.config.temporal
 
 
-@pytest.mark.parametrize("name", ["pixel", "pixel_hybrid", "temporal"])
+@pytest.mark.parametrize("name", ["pixel", "pixel_hybrid", "temporal", "temporal_hybrid"])
 def test_pretrain_recipe_runs_and_is_reproducible(tmp_path, name):
     from xr_physcube.vae.train import pretrain
 
-    kw = dict(steps=2, n_sim=32, progress=False, encoder_steps=2 if name == "pixel_hybrid" else 0)
+    hybrid = name.endswith("_hybrid")
+    kw = dict(steps=2, n_sim=32, progress=False, encoder_steps=2 if hybrid else 0)
     a = pretrain(name, tmp_path / "a.pt", seed=3, **kw)
     pretrain(name, tmp_path / "b.pt", seed=3, **kw)
     b = PhysVAE.load(tmp_path / "b.pt")
-    assert a.config.temporal == (name == "temporal") and "KL" in b.meta["objective"]
+    assert a.config.temporal == name.startswith("temporal") and "KL" in b.meta["objective"]
     for (k, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=k)
 
@@ -443,3 +445,31 @@ def test_simulated_series_follow_the_shared_priors():
     # leaf base values are constant along a series (cw base in its box, same each date)
     i = model.latent_names.index("cw")
     assert float((x0[..., i] - x0[:, :1, i]).abs().max()) < 1e-5
+
+
+def test_temporal_hybrid_beats_the_inverse_net_on_the_demo_cube():
+    """The accessor's default model on time series against the S2 inverse network, on the
+    demo cube's cloud-free pixel-dates (truth never used in training)."""
+    scene = demo_scene(size=32, seed=0, chunks=16)
+    ok = np.isfinite(scene.cube.B4.values)
+    truth = scene.truth.lai.values[ok]
+    vae = scene.cube.vae.encode(load_pretrained("temporal_hybrid")).lai.values[ok]
+    net = scene.cube.physics.retrieve(["lai"]).lai.values[ok]
+    rmse_vae = np.sqrt(np.mean((vae - truth) ** 2))
+    rmse_net = np.sqrt(np.mean((net - truth) ** 2))
+    assert rmse_vae < rmse_net, (rmse_vae, rmse_net)
+
+
+def test_accessor_default_model_follows_the_number_of_dates():
+    from xr_physcube.vae.model import DEFAULT_PIXEL_MODEL, DEFAULT_TEMPORAL_MODEL
+
+    cube = demo_scene(size=16, seed=3, chunks=8).cube  # fresh: no model fitted on its accessor
+    series = cube.vae.encode()
+    assert series.attrs["vae_model"] == "PhysVAE temporal"
+    want = cube.vae.encode(load_pretrained(DEFAULT_TEMPORAL_MODEL))
+    np.testing.assert_array_equal(series.lai.values, want.lai.values)
+    one_date = cube.isel(time=[0])
+    single = one_date.vae.encode()
+    assert single.attrs["vae_model"] == "PhysVAE pixel"
+    want = one_date.vae.encode(load_pretrained(DEFAULT_PIXEL_MODEL))
+    np.testing.assert_array_equal(single.lai.values, want.lai.values)

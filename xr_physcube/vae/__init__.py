@@ -1,9 +1,10 @@
 """Physics-constrained variational autoencoder (PROSAIL + Water Cloud Model decoder).
 
 ``PhysVAE`` (per-pixel or temporal encoder), its losses and training loop, and the
-``ds.vae`` Dataset accessor (registered on import). ``load_pretrained("pixel")``,
-``load_pretrained("pixel_hybrid")`` and ``load_pretrained("temporal")`` give the shipped
-models (prior: the inverse module's).
+``ds.vae`` Dataset accessor (registered on import). ``load_pretrained(name)`` gives a
+shipped model: ``"temporal_hybrid"`` (the accessor's default on time series),
+``"pixel_hybrid"`` (default on single dates), ``"pixel"``, ``"temporal"`` (prior: the
+inverse module's).
 """
 
 from xr_physcube.vae import accessor  # noqa: F401  (registers ds.vae)

@@ -18,7 +18,13 @@ import xarray as xr
 from xr_physcube.accessors import DEFAULT_BATCH, _blockwise, _gather, _require, resolve_device
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
-from xr_physcube.vae.model import N_S2, PhysVAE, latent_spec, load_pretrained
+from xr_physcube.vae.model import (
+    N_S2,
+    PhysVAE,
+    default_model_name,
+    latent_spec,
+    load_pretrained,
+)
 from xr_physcube.vae.train import INPUT_NAMES, CubeSampler, fit, prepare_cube, split_inputs
 
 _VALID = len(BANDS) + 2  # observation columns checked for "any valid"
@@ -80,11 +86,18 @@ class _DecodeBlock:
         return (out.reshape(*x.shape[:-1], -1),)
 
 
-def _resolve(model: PhysVAE | str | Path | None, cached: PhysVAE | None) -> PhysVAE:
+def _resolve(
+    model: PhysVAE | str | Path | None, cached: PhysVAE | None, ds: xr.Dataset | None = None
+) -> PhysVAE:
+    """The model to use: ``model`` itself, a checkpoint path or shipped name; ``None``: the
+    accessor's model, else the shipped default for ``ds`` (:func:`default_model_name`)."""
     if isinstance(model, PhysVAE):
         return model
     if model is None:
-        return cached if cached is not None else load_pretrained()
+        if cached is not None:
+            return cached
+        n_dates = ds.sizes.get("time", 1) if ds is not None else 1
+        return load_pretrained(default_model_name(n_dates))
     path = Path(model)
     return (
         PhysVAE.load(path) if path.suffix == ".pt" or path.exists() else load_pretrained(str(model))
@@ -134,11 +147,13 @@ class VAEAccessor:
         """Train (fine-tune) a VAE on this cube's pixels, chunk by chunk (never the whole
         cube in memory); unsupervised, masked NLL + KL (+ LAI smoothness for temporal
         models). ``model``: a :class:`PhysVAE` (e.g. a fresh ``PhysVAE(temporal=True)``),
-        a checkpoint path or shipped name; default: the shipped model. The trained
+        a checkpoint path or shipped name; default: the accessor's model, else the
+        shipped default for this cube (``temporal_hybrid`` with ≥ 2 dates, else
+        ``pixel_hybrid``; :func:`~xr_physcube.vae.model.default_model_name`). The trained
         model is kept on the accessor for ``encode``/``save`` and returned; the loss of
         every step is in ``ds.vae.history``.
         """
-        net = _resolve(model, self.model)
+        net = _resolve(model, self.model, self._ds)
         sampler = CubeSampler(self._ds, temporal=net.config.temporal)
         self.history = fit(
             net, sampler, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
@@ -169,8 +184,9 @@ class VAEAccessor:
     ) -> xr.Dataset:
         """Posterior mean and standard deviation of each physical latent, per pixel (and
         date), lazily and blockwise. Variables ``<name>`` and ``<name>_std`` with CF
-        attrs; NaN where nothing was observed. Same dims as the input bands."""
-        net = _resolve(model, self.model)
+        attrs; NaN where nothing was observed. Same dims as the input bands. ``model``:
+        as in :meth:`fit` (default: the shipped temporal model on time series)."""
+        net = _resolve(model, self.model, self._ds)
         ds = prepare_cube(self._ds)
         temporal = net.config.temporal
         names = list(INPUT_NAMES) + (["doy"] if temporal else [])
@@ -232,7 +248,7 @@ class VAEAccessor:
         :meth:`encode`, posterior means) with angles ``tts``, ``tto``, ``psi`` (and
         ``theta``; 38° if absent). Returns modelled ``B2``…``B12`` (reflectance) and
         ``VV``, ``VH`` (linear sigma0)."""
-        net = _resolve(model, self.model)
+        net = _resolve(model, self.model, self._ds)
         ds = self._ds
         if "theta" not in ds.variables:
             ref = ds.get(net.latent_names[0], None)
@@ -263,7 +279,7 @@ class VAEAccessor:
         batch_size: int = DEFAULT_BATCH,
     ) -> xr.Dataset:
         """Encode then decode the posterior means: the cube as the physics explains it."""
-        net = _resolve(model, self.model)
+        net = _resolve(model, self.model, self._ds)
         latent = self.encode(net, device=device, batch_size=batch_size)
         ds = prepare_cube(self._ds)
         angles = _gather(ds, ["B2", "tts", "tto", "psi", "theta"])[1:]

@@ -480,13 +480,33 @@ class PhysVAE(nn.Module):
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
-def load_pretrained(name: str = "pixel") -> PhysVAE:
-    """A shipped model ``weights/vae_<name>.pt``: ``"pixel"`` (per-pixel S1+S2 model, the
-    accessor's default; legacy latents, pure ELBO), ``"pixel_hybrid"`` (per-pixel, every
-    simulated PROSAIL input a latent, supervised encoder pre-training then ELBO + supervised
-    term; matches the inverse networks on their simulations) or ``"temporal"`` (attention
-    over a pixel's dates). All were pre-trained on simulations from the shared priors;
-    rebuild them with :func:`xr_physcube.vae.train.pretrain`
+DEFAULT_PIXEL_MODEL = "pixel_hybrid"
+"""Shipped model used by the ``.vae`` accessor on cubes with a single date."""
+DEFAULT_TEMPORAL_MODEL = "temporal_hybrid"
+"""Shipped model used by the ``.vae`` accessor on cubes with two or more dates."""
+
+
+def default_model_name(n_dates: int) -> str:
+    """The shipped model the ``.vae`` accessor uses when none is given: the temporal one
+    (:data:`DEFAULT_TEMPORAL_MODEL`) for a time series of ``n_dates`` ≥ 2, else the
+    per-pixel one (:data:`DEFAULT_PIXEL_MODEL`)."""
+    return DEFAULT_TEMPORAL_MODEL if n_dates >= 2 else DEFAULT_PIXEL_MODEL
+
+
+def load_pretrained(name: str = DEFAULT_PIXEL_MODEL) -> PhysVAE:
+    """A shipped model ``weights/vae_<name>.pt``. All were pre-trained on simulations from
+    the shared priors (``benchmarks/bench_vae.py`` compares them):
+
+    * ``"pixel_hybrid"`` (default): per pixel, every simulated PROSAIL input a latent;
+      supervised encoder pre-training, then ELBO + supervised term. Matches the inverse
+      networks on their simulations.
+    * ``"temporal_hybrid"``: attention over a pixel's dates, same latents and training;
+      beats the per-date inverse networks on simulated series and on the demo cube, and
+      gives LAI under clouds. The accessor's default on time series.
+    * ``"pixel"`` / ``"temporal"``: the same encoders with the legacy latents (Car, hot
+      spot, Cbrown fixed), trained with the plain VAE objective only.
+
+    Rebuild one with :func:`xr_physcube.vae.train.pretrain`
     (``python -m xr_physcube.vae <name>``)."""
     path = WEIGHTS_DIR / f"vae_{name}.pt"
     if not path.exists():

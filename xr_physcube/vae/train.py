@@ -47,6 +47,13 @@ def split_inputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # ----------------------------------------------------------------------------------------
 
 
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index tensors of one shuffled pass over ``n`` rows, ``batch_size`` at a time."""
+    order = torch.randperm(n, generator=gen)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
 @dataclass
 class SimulatedPixels:
     """Simulated observations with their truth: ``obs`` (n, 12), ``angles`` (n, 4),
@@ -61,9 +68,7 @@ class SimulatedPixels:
         return self.obs.shape[0]
 
     def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[tuple]:
-        order = torch.randperm(len(self), generator=gen)
-        for i in range(0, len(self), batch_size):
-            idx = order[i : i + batch_size]
+        for idx in shuffled_batches(len(self), batch_size, gen):
             yield self.obs[idx], self.angles[idx], None, self.truth[idx]
 
 
@@ -177,9 +182,7 @@ class SimulatedSeries:
         return self.obs.shape[0]
 
     def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[tuple]:
-        order = torch.randperm(len(self), generator=gen)
-        for i in range(0, len(self), batch_size):
-            idx = order[i : i + batch_size]
+        for idx in shuffled_batches(len(self), batch_size, gen):
             yield self.obs[idx], self.angles[idx], self.doy[idx], self.truth[idx]
 
 
@@ -537,6 +540,15 @@ RECIPES: dict[str, dict] = {
         "steps": 3000,
         "batch_size": 64,
         "supervised_weight": 0.0,
+    },
+    "temporal_hybrid": {
+        "config": {"temporal": True, "hidden": 64, "depth": 2},
+        "n_sim": 30_000,
+        "n_dates": 8,
+        "encoder_steps": 20_000,
+        "steps": 3000,
+        "batch_size": 64,
+        "supervised_weight": 10.0,
     },
 }
 """Recipes of the shipped models (``weights/vae_<name>.pt``); see :func:`pretrain`."""
