@@ -3,10 +3,11 @@
 Encodes the embedded demo cube (S2 + S1, a cloud on the second date) with
 ``ds.vae.encode()``, reconstructs it with ``ds.vae.reconstruct()`` and draws:
 observed vs reconstructed reflectance (all bands), one pixel's observed and modelled
-spectrum, the LAI map (VAE posterior mean and std, and the truth) and one pixel's LAI
-time series with its ±2σ band, for the shipped per-pixel model and (if shipped) the
-temporal model, which also sees the other dates of the pixel. Writes
-``examples/figures/vae_demo.png`` and prints the reconstruction RMSE per band.
+spectrum, the LAI map (VAE posterior mean and the truth) and one pixel's LAI time
+series with its ±2σ band. Encoding and reconstruction use the accessor's default on a
+time series, the shipped ``temporal_hybrid`` model (it sees all dates of a pixel); the
+time series also shows the per-pixel ``pixel_hybrid`` model, which sees one date at a
+time. Writes ``examples/figures/vae_demo.png`` and prints the reconstruction RMSE per band.
 """
 
 from __future__ import annotations
@@ -31,13 +32,9 @@ OUT = Path(__file__).parent / "figures" / "vae_demo.png"
 def main() -> None:
     scene = demo_scene(64, seed=0, chunks=32)
     ds, truth = scene.cube, scene.truth
-    model = load_pretrained("pixel")
-    latent = ds.vae.encode(model).compute()
-    try:
-        latent_t = ds.vae.encode(load_pretrained("temporal")).compute()
-    except ValueError:  # no temporal model shipped
-        latent_t = None
-    recon = ds.vae.reconstruct(model).compute()
+    latent = ds.vae.encode().compute()  # default on a time series: temporal_hybrid
+    latent_p = ds.vae.encode(load_pretrained("pixel_hybrid")).compute()
+    recon = ds.vae.reconstruct().compute()
     obs = ds.compute()
 
     rmse = {b: float(np.sqrt(np.nanmean((recon[b].values - obs[b].values) ** 2))) for b in BANDS}
@@ -80,7 +77,7 @@ def main() -> None:
 
     kw = dict(vmin=0, vmax=6, cmap="YlGn")
     im = axes[1, 0].imshow(latent.lai.values[t], **kw)
-    axes[1, 0].set_title(f"VAE LAI (posterior mean), {str(ds.time.values[t])[:10]}")
+    axes[1, 0].set_title(f"temporal VAE LAI (posterior mean), {str(ds.time.values[t])[:10]}")
     fig.colorbar(im, ax=axes[1, 0], label="LAI (m² m⁻²)")
     im = axes[1, 1].imshow(truth.lai.values[t], **kw)
     axes[1, 1].set_title("true LAI")
@@ -89,18 +86,16 @@ def main() -> None:
 
     ax = axes[1, 2]
     dates = ds.time.values
-    m, s = latent.lai.values[:, yy, xx], latent.lai_std.values[:, yy, xx]
-    ax.fill_between(dates, m - 2 * s, m + 2 * s, alpha=0.25, label="pixel VAE ±2σ")
-    ax.plot(dates, m, "o-", label="pixel VAE posterior mean")
-    if latent_t is not None:
-        mt, st = latent_t.lai.values[:, yy, xx], latent_t.lai_std.values[:, yy, xx]
-        ax.fill_between(dates, mt - 2 * st, mt + 2 * st, alpha=0.25, color="C2",
-                        label="temporal VAE ±2σ")  # fmt: skip
-        ax.plot(dates, mt, "s-", color="C2", label="temporal VAE posterior mean")
+    for lat, label, c in ((latent_p, "pixel VAE", "C0"), (latent, "temporal VAE", "C2")):
+        m, s = lat.lai.values[:, yy, xx], lat.lai_std.values[:, yy, xx]
+        lo, hi = np.maximum(m - 2 * s, 0.0), m + 2 * s  # LAI >= 0
+        ax.fill_between(dates, lo, hi, alpha=0.25, color=c, label=f"{label} ±2σ")
+        ax.plot(dates, m, "o-", color=c, label=f"{label} posterior mean")
     ax.plot(dates, truth.lai.values[:, yy, xx], "k^--", label="truth")
     cloudy = ~np.isfinite(obs.B4.values[:, yy, xx])
     if cloudy.any():
-        ax.plot(dates[cloudy], m[cloudy], "rx", ms=10, label="S2 cloudy (S1 only)")
+        ax.plot(dates[cloudy], truth.lai.values[cloudy, yy, xx], "rx", ms=10,
+                label="S2 cloudy (S1 only)")  # fmt: skip
     ax.set(ylabel="LAI (m² m⁻²)", title=f"LAI time series, pixel (y={yy}, x={xx})")
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=8)

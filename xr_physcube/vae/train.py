@@ -57,19 +57,22 @@ def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[
 @dataclass
 class SimulatedPixels:
     """Simulated observations with their truth: ``obs`` (n, 12), ``angles`` (n, 4),
-    ``truth`` (n, n_latent) in the order of ``names``."""
+    ``truth`` (n, n_latent) in the order of ``names``; ``doy`` (n, T) for series."""
 
     obs: torch.Tensor
     angles: torch.Tensor
     truth: torch.Tensor
     names: tuple[str, ...]
+    doy: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.obs.shape[0]
 
     def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[tuple]:
+        """Shuffled ``(obs, angles, doy or None, truth)`` batches, one pass."""
         for idx in shuffled_batches(len(self), batch_size, gen):
-            yield self.obs[idx], self.angles[idx], None, self.truth[idx]
+            doy = self.doy[idx] if self.doy is not None else None
+            yield self.obs[idx], self.angles[idx], doy, self.truth[idx]
 
 
 def simulate_pixels(
@@ -168,22 +171,9 @@ def simulate_prior_pixels(
 
 
 @dataclass
-class SimulatedSeries:
+class SimulatedSeries(SimulatedPixels):
     """Simulated pixel time series: ``obs`` (n, T, 12), ``angles`` (n, T, 4), ``doy``
     (n, T), ``truth`` (n, T, n_latent) in the order of ``names``."""
-
-    obs: torch.Tensor
-    angles: torch.Tensor
-    doy: torch.Tensor
-    truth: torch.Tensor
-    names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-    def batches(self, batch_size: int, gen: torch.Generator) -> Iterator[tuple]:
-        for idx in shuffled_batches(len(self), batch_size, gen):
-            yield self.obs[idx], self.angles[idx], self.doy[idx], self.truth[idx]
 
 
 def double_logistic(doy, lmax, up, down, s_up, s_down):
@@ -270,7 +260,7 @@ def simulate_prior_series(
     obs = np.concatenate([refl, 10 * np.log10(s1)], axis=-1)
     truth = np.stack([p[k] for k in names], -1)
     f = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
-    return SimulatedSeries(f(obs), f(ang), f(doy), f(truth), tuple(names))
+    return SimulatedSeries(f(obs), f(ang), f(truth), tuple(names), doy=f(doy))
 
 
 # ----------------------------------------------------------------------------------------
@@ -576,17 +566,20 @@ def pretrain(
     40k steps of encoder-only supervised pre-training (:func:`fit_encoder_supervised`),
     then the ELBO phase with ``supervised_weight`` = 10. ``name="temporal"``: attention
     encoder (hidden 64, legacy latents), 12k series of 8 irregular dates from
-    :func:`simulate_prior_series`. All: ``steps`` = 3000 Adam steps (lr 1e-3, then 3e-4
-    for the last quarter) on the negative ELBO (masked Gaussian NLL + KL to the shared
-    priors) plus ``supervised_weight`` × the NLL of the simulated truth under the
-    posterior (hybrid pre-training; 0 gives the pure VAE objective). Weight
-    initialisation and batches are seeded; with ``num_threads=1`` the result is bitwise
-    reproducible on a given machine.
+    :func:`simulate_prior_series`, pure ELBO. ``name="temporal_hybrid"``: the same encoder
+    with :data:`~xr_physcube.vae.model.DEFAULT_LATENTS`, 30k series, 20k encoder-only
+    supervised steps, then ELBO + 10 × supervised (batches of 64 series). All: ``steps``
+    = 3000 Adam steps (lr 1e-3, then 3e-4 for the last quarter) on the negative ELBO
+    (masked Gaussian NLL + KL to the shared priors) plus ``supervised_weight`` × the NLL
+    of the simulated truth under the posterior (hybrid pre-training; 0 gives the pure VAE
+    objective). Weight initialisation and batches are seeded; with ``num_threads=1`` the
+    result is bitwise reproducible on a given machine.
 
     Time on the project's shared 2-core CPU, 1 thread each, with other jobs running
     (the shipped files' metadata): pixel 2.2 min simulation + 8.9 min training;
-    temporal 1.9 min + 9.3 min; pixel_hybrid: see its metadata.
-    CLI: ``python -m xr_physcube.vae pixel|pixel_hybrid|temporal [--seed 0] [--out PATH]``.
+    temporal 1.9 min + 9.3 min; pixel_hybrid: see its metadata; temporal_hybrid 2.4 min +
+    9.8 min.
+    CLI: ``python -m xr_physcube.vae <name> [--seed 0] [--out PATH]``.
     """
     import time
 
