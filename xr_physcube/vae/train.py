@@ -387,6 +387,39 @@ def loss_terms(
     return terms
 
 
+def supervised_nll(
+    model: PhysVAE,
+    obs: torch.Tensor,
+    angles: torch.Tensor,
+    doy: torch.Tensor | None,
+    truth: torch.Tensor,
+) -> torch.Tensor:
+    """NLL (per row, in logit space, constant dropped) of the true physical latents under
+    the posterior; runs the encoder only (no decoder, no PROSAIL)."""
+    n = len(model.latent_names)
+    mu, log_sigma = model.encode(obs, angles, doy)
+    mu, log_sigma = mu[..., :n], log_sigma[..., :n]
+    target = model.to_logit(truth.to(mu))
+    sup = 0.5 * ((target - mu) / log_sigma.exp()) ** 2 + log_sigma
+    return sup.sum() / max(mu[..., 0].numel(), 1)
+
+
+def simulate_anchor(model: PhysVAE, n: int, seed: int = 1) -> SimulatedPixels:
+    """``n`` simulations from the shared priors in ``model``'s latents, to anchor
+    fine-tuning: :func:`simulate_prior_series` (8 dates) for temporal models, else
+    :func:`simulate_prior_pixels`."""
+    if model.config.temporal:
+        return simulate_prior_series(n, model.latent_names, n_dates=8, seed=seed)
+    return simulate_prior_pixels(n, model.latent_names, seed=seed)
+
+
+def _endless_batches(
+    data: SimulatedPixels, batch_size: int, gen: torch.Generator
+) -> Iterator[tuple]:
+    while True:
+        yield from data.batches(batch_size, gen)
+
+
 def fit(
     model: PhysVAE,
     data: SimulatedPixels | CubeSampler,
@@ -398,6 +431,8 @@ def fit(
     kl_weight: float = 1.0,
     smooth_weight: float = 0.0,
     supervised_weight: float = 0.0,
+    anchor: SimulatedPixels | None = None,
+    anchor_weight: float = 10.0,
     device: str | torch.device | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -407,7 +442,11 @@ def fit(
 
     Loss = NLL + ``kl_weight`` KL + ``smooth_weight`` smoothness (temporal models, in
     (m²/m²/day)² × 1e4) + ``supervised_weight`` × NLL of the true latents (simulations
-    only: a hybrid pre-training). ``checkpoint``: path saved after each epoch.
+    only: a hybrid pre-training). ``anchor``: simulations with known truth (e.g.
+    :func:`simulate_prior_pixels`, or :func:`simulate_prior_series` for temporal models);
+    each step then adds ``anchor_weight`` × :func:`supervised_nll` of one batch of them,
+    so fine-tuning on unlabelled pixels keeps the encoder tied to the physics it was
+    pre-trained on. ``checkpoint``: path saved after each epoch.
     """
     from xr_physcube.accessors import resolve_device
 
@@ -416,6 +455,9 @@ def fit(
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    anchors = None
+    if anchor is not None:
+        anchors = _endless_batches(anchor, batch_size, torch.Generator().manual_seed(seed + 1))
     history: list[float] = []
     bar = None
     if progress:
@@ -434,6 +476,11 @@ def fit(
                 loss = loss + smooth_weight * 1e4 * terms["smooth"]
             if "sup" in terms:
                 loss = loss + supervised_weight * terms["sup"]
+            if anchors is not None:
+                a_obs, a_angles, a_doy, a_truth = (
+                    t.to(dev) if t is not None else None for t in next(anchors)
+                )
+                loss = loss + anchor_weight * supervised_nll(model, a_obs, a_angles, a_doy, a_truth)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -473,7 +520,6 @@ def fit_encoder_supervised(
     makes the posterior consistent with the physics. Returns the loss of every step.
     """
     model.train()
-    n = len(model.latent_names)
     params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 100)
@@ -486,11 +532,7 @@ def fit_encoder_supervised(
         bar = tqdm(total=steps, desc="vae.encoder", unit="step")
     while len(history) < steps:
         for obs, angles, doy, truth in data.batches(batch_size, gen):
-            mu, log_sigma = model.encode(obs, angles, doy)
-            mu, log_sigma = mu[..., :n], log_sigma[..., :n]
-            target = model.to_logit(truth.to(mu))
-            sup = 0.5 * ((target - mu) / log_sigma.exp()) ** 2 + log_sigma
-            loss = sup.sum() / max(mu[..., 0].numel(), 1)
+            loss = supervised_nll(model, obs, angles, doy, truth)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
