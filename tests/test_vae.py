@@ -493,3 +493,62 @@ def test_accessor_default_model_follows_the_number_of_dates():
     assert single.attrs["vae_model"] == "PhysVAE pixel"
     want = one_date.vae.encode(load_pretrained(DEFAULT_PIXEL_MODEL))
     np.testing.assert_array_equal(single.lai.values, want.lai.values)
+
+
+# --- SAFY consistency --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def safy_term():
+    from xr_physcube.vae.losses import SafyConsistency
+
+    return SafyConsistency()
+
+
+def _safy_season(d0_doy: float, elue: float, stt: float, doy: np.ndarray) -> np.ndarray:
+    """GLAI on ``doy`` from a separate SAFY run (shipped climate, maize defaults)."""
+    from xr_physcube._data import read_table
+    from xr_physcube.models.safy import safy
+
+    clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
+    temp = torch.tensor(np.array(clim["t_mean_c"]), dtype=torch.float64)
+    rad = torch.tensor(np.array(clim["rg_mj_m2_day"]), dtype=torch.float64)
+    first = int(clim["doy"][0])
+    glai = safy(temp, rad, d0=d0_doy - first, elue=elue, stt=stt).glai.numpy()
+    return glai[doy.astype(int) - first]
+
+
+def test_safy_consistency_distances_match_separate_safy_runs(safy_term):
+    doy = np.array([101.0, 136.0, 171.0, 206.0, 240.0])
+    rng = np.random.default_rng(0)
+    lai = rng.uniform(0, 5, (3, doy.size))
+    d = safy_term.distances(torch.tensor(lai, dtype=torch.float32), torch.tensor(doy))
+    for g in rng.choice(len(safy_term.grid), 5, replace=False):
+        d0, elue, stt = safy_term.grid[g].tolist()
+        season = _safy_season(d0, elue, stt, doy)
+        want = ((lai - season) ** 2).mean(-1)
+        np.testing.assert_allclose(d[g].numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_safy_consistency_is_near_zero_on_a_safy_season_and_large_off_it(safy_term):
+    doy = torch.tensor([101.0, 136.0, 171.0, 206.0])
+    on = torch.tensor(_safy_season(150.0, 3.0, 1100.0, doy.numpy()), dtype=torch.float32)
+    tau_log_g = safy_term.tau * np.log(len(safy_term.grid))
+    assert float(safy_term(on[None], doy)) <= tau_log_g + 1e-5
+    # a wheat-like season (high LAI in April, senescent by July) is no maize season
+    off = torch.tensor([[3.4, 5.0, 0.9, 0.0]])
+    assert float(safy_term(off, doy)) > 1.0
+    # the gradient pulls an off-season trajectory towards the nearest season
+    lai = on[None].clone() + torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    lai.requires_grad_(True)
+    safy_term(lai, doy).backward()
+    assert float(lai.grad[0, 2]) > 0 and torch.isfinite(lai.grad).all()
+
+
+def test_fit_with_safy_consistency(safy_term):
+    cube = demo_scene(size=16, seed=3, chunks=8).cube
+    with pytest.raises(ValueError, match="temporal"):
+        cube.vae.fit(PhysVAE(hidden=32), max_steps=1, safy=safy_term, progress=False)
+    cube.vae.fit(PhysVAE(temporal=True, hidden=32), max_steps=3, batch_size=32,
+                 safy=safy_term, progress=False)  # fmt: skip
+    assert len(cube.vae.history) == 3 and np.isfinite(cube.vae.history).all()

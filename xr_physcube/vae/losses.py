@@ -1,4 +1,5 @@
-"""Loss terms of the physics-constrained VAE: masked NLL, KL, LAI temporal smoothness.
+"""Loss terms of the physics-constrained VAE: masked NLL, KL, LAI temporal smoothness
+and SAFY consistency.
 
 The evidence lower bound (Kingma & Welling, 2014, ICLR) is
 ``E_q[log p(x | z)] - KL(q(z | x) || p(z))``; we minimise its negative, per valid
@@ -7,9 +8,13 @@ observation, plus optional regularisers of the LAI trajectory.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
+from torch import nn
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -70,3 +75,72 @@ def temporal_smoothness(lai: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
     dt = (doy[..., 1:] - doy[..., :-1]).to(lai).clamp_min(1.0)
     rate = (lai[..., 1:] - lai[..., :-1]) / dt
     return ((rate[..., 1:] - rate[..., :-1]) ** 2).mean()
+
+
+class SafyConsistency(nn.Module):
+    """Distance from a pixel's LAI trajectory to the nearest SAFY season under a climate.
+
+    SAFY (:mod:`xr_physcube.models.safy`, Duchemin et al. 2008) is run once, at
+    construction, over a grid of the parameters that Battude et al. (2016) calibrate per
+    field — emergence day ``d0``, light-use efficiency ``elue`` and senescence onset
+    ``stt`` — with the other crop parameters at ``params`` (default: the maize set) and
+    the daily ``temperature`` (°C) / ``radiation`` (MJ m⁻² day⁻¹) forcing starting on
+    day-of-year ``first_doy`` (default: the shipped synthetic Toulouse climate). The
+    penalty of a trajectory ``lai`` (..., T) observed on ``doy`` (..., T) is a soft
+    minimum over the G grid seasons of the mean squared difference (m²/m²)²,
+    ``-tau · log Σ_g exp(-d_g / tau)`` + ``tau · log G`` (so it is ≥ the hard minimum and
+    within ``tau · log G`` of it), averaged over pixels; dates outside the forcing are
+    clamped to its ends. Differentiable w.r.t. ``lai``; the grid is a buffer (moves with
+    ``.to(device)``).
+    """
+
+    def __init__(
+        self,
+        temperature: Sequence[float] | np.ndarray | None = None,
+        radiation: Sequence[float] | np.ndarray | None = None,
+        first_doy: int = 1,
+        d0: Sequence[float] = tuple(range(40, 221, 5)),
+        elue: Sequence[float] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0),
+        stt: Sequence[float] = (400.0, 700.0, 1100.0, 1500.0),
+        params: dict[str, float] | None = None,
+        tau: float = 0.01,
+    ):
+        super().__init__()
+        from xr_physcube._data import read_table
+        from xr_physcube.models.safy import SafyParameters, safy
+
+        if temperature is None or radiation is None:
+            clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
+            temperature, radiation = clim["t_mean_c"], clim["rg_mj_m2_day"]
+            first_doy = int(clim["doy"][0])
+        if tau <= 0:
+            raise ValueError(f"tau must be > 0 (m²/m²)²; got {tau}")
+        grid = np.array(list(itertools.product(d0, elue, stt)), dtype=np.float64)
+        fixed = {k: v for k, v in (params or {}).items() if k not in ("d0", "elue", "stt")}
+        crop = SafyParameters(
+            d0=torch.as_tensor(grid[:, 0] - first_doy),
+            elue=torch.as_tensor(grid[:, 1]),
+            stt=torch.as_tensor(grid[:, 2]),
+            **fixed,
+        )
+        temp = torch.from_numpy(np.array(temperature, dtype=np.float64))  # a writable copy
+        rad = torch.from_numpy(np.array(radiation, dtype=np.float64))
+        with torch.no_grad():
+            glai = safy(temp, rad, crop).glai  # (G, n_days)
+        self.register_buffer("glai", glai.float())
+        self.register_buffer("grid", torch.as_tensor(grid, dtype=torch.float32))
+        self.first_doy = int(first_doy)
+        self.tau = float(tau)
+
+    def distances(self, lai: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference (G, ...) between ``lai`` and each grid season."""
+        doy = doy.expand_as(lai)
+        day = (doy.round().long() - self.first_doy).clamp(0, self.glai.shape[-1] - 1)
+        curves = self.glai.to(lai)[:, day]  # (G, ..., T)
+        return ((lai.unsqueeze(0) - curves) ** 2).mean(-1)
+
+    def forward(self, lai: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+        d = self.distances(lai, doy)
+        log_g = math.log(d.shape[0])
+        soft_min = -self.tau * (torch.logsumexp(-d / self.tau, dim=0) - log_g)
+        return soft_min.mean()

@@ -25,7 +25,12 @@ import xarray as xr
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.models.sar import water_cloud_backscatter
 from xr_physcube.sensors.sentinel2 import BANDS, SCL_INVALID, Sentinel2Bands
-from xr_physcube.vae.losses import gaussian_nll, kl_standard_normal, temporal_smoothness
+from xr_physcube.vae.losses import (
+    SafyConsistency,
+    gaussian_nll,
+    kl_standard_normal,
+    temporal_smoothness,
+)
 from xr_physcube.vae.model import ANGLES, LEGACY_LATENTS, PhysVAE
 from xr_physcube.vae.priors import kl_logit_normal_prior
 
@@ -364,10 +369,12 @@ def loss_terms(
     angles: torch.Tensor,
     doy: torch.Tensor | None = None,
     truth: torch.Tensor | None = None,
+    safy: SafyConsistency | None = None,
 ) -> dict[str, torch.Tensor]:
     """Negative-ELBO terms of one batch: ``nll`` (per row), ``kl`` (per row), ``smooth``
-    (LAI second differences, temporal models), ``sup`` (NLL of the true latents under the
-    posterior, when ``truth`` is given)."""
+    (LAI second differences, temporal models), ``safy`` (distance of the sampled LAI
+    trajectory to the nearest SAFY season, temporal models, when ``safy`` is given),
+    ``sup`` (NLL of the true latents under the posterior, when ``truth`` is given)."""
     out = model(obs, angles, doy)
     log_noise = model.log_noise.clamp_min(NOISE_FLOOR)
     nll = gaussian_nll(obs, out.recon, log_noise)
@@ -379,6 +386,8 @@ def loss_terms(
     if model.config.temporal and doy is not None:
         lai = out.z[..., model.latent_names.index("lai")]
         terms["smooth"] = temporal_smoothness(lai, doy.expand_as(lai))
+        if safy is not None:
+            terms["safy"] = safy(lai, doy)
     if truth is not None:
         target = model.to_logit(truth.to(out.mu))
         sigma = out.log_sigma.exp()
@@ -433,6 +442,8 @@ def fit(
     supervised_weight: float = 0.0,
     anchor: SimulatedPixels | None = None,
     anchor_weight: float = 10.0,
+    safy: SafyConsistency | None = None,
+    safy_weight: float = 10.0,
     device: str | torch.device | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -446,8 +457,13 @@ def fit(
     :func:`simulate_prior_pixels`, or :func:`simulate_prior_series` for temporal models);
     each step then adds ``anchor_weight`` × :func:`supervised_nll` of one batch of them,
     so fine-tuning on unlabelled pixels keeps the encoder tied to the physics it was
-    pre-trained on. ``checkpoint``: path saved after each epoch.
+    pre-trained on. ``safy``: a :class:`~xr_physcube.vae.losses.SafyConsistency` (temporal
+    models only) adds ``safy_weight`` × the distance, (m²/m²)², of each pixel's sampled
+    LAI trajectory to the nearest SAFY season under its climate. ``checkpoint``: path
+    saved after each epoch.
     """
+    if safy is not None and not model.config.temporal:
+        raise ValueError("the SAFY-consistency term needs a temporal model (LAI trajectories)")
     from xr_physcube.accessors import resolve_device
 
     dev = resolve_device(device)
@@ -470,10 +486,12 @@ def fit(
             obs, angles = obs.to(dev), angles.to(dev)
             doy = doy.to(dev) if doy is not None else None
             truth = truth.to(dev) if truth is not None and supervised_weight > 0 else None
-            terms = loss_terms(model, obs, angles, doy, truth)
+            terms = loss_terms(model, obs, angles, doy, truth, safy)
             loss = terms["nll"] + kl_weight * terms["kl"]
             if "smooth" in terms and smooth_weight:
                 loss = loss + smooth_weight * 1e4 * terms["smooth"]
+            if "safy" in terms:
+                loss = loss + safy_weight * terms["safy"]
             if "sup" in terms:
                 loss = loss + supervised_weight * terms["sup"]
             if anchors is not None:
