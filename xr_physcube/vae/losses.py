@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from xr_physcube.models.safy import SafyParameters
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -92,6 +94,14 @@ class SafyConsistency(nn.Module):
     within ``tau · log G`` of it), averaged over pixels; dates outside the forcing are
     clamped to its ends. Differentiable w.r.t. ``lai``; the grid is a buffer (moves with
     ``.to(device)``).
+
+    Args:
+        temperature, radiation: daily forcing, °C and MJ m⁻² day⁻¹, same length.
+        first_doy: day of year of the forcing's first day.
+        d0: emergence days of the grid, day of year. elue: g MJ⁻¹. stt: °C·day.
+        params: :class:`~xr_physcube.models.safy.SafyParameters` (scalars) for the other
+            crop parameters; its ``d0``, ``elue`` and ``stt`` are replaced by the grid.
+        tau: soft-minimum temperature, (m²/m²)².
     """
 
     def __init__(
@@ -102,12 +112,12 @@ class SafyConsistency(nn.Module):
         d0: Sequence[float] = tuple(range(40, 221, 5)),
         elue: Sequence[float] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0),
         stt: Sequence[float] = (400.0, 700.0, 1100.0, 1500.0),
-        params: dict[str, float] | None = None,
+        params: SafyParameters | None = None,
         tau: float = 0.01,
     ):
         super().__init__()
         from xr_physcube._data import read_table
-        from xr_physcube.models.safy import SafyParameters, safy
+        from xr_physcube.models.safy import safy
 
         if temperature is None or radiation is None:
             clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
@@ -116,7 +126,8 @@ class SafyConsistency(nn.Module):
         if tau <= 0:
             raise ValueError(f"tau must be > 0 (m²/m²)²; got {tau}")
         grid = np.array(list(itertools.product(d0, elue, stt)), dtype=np.float64)
-        fixed = {k: v for k, v in (params or {}).items() if k not in ("d0", "elue", "stt")}
+        fixed = params.as_dict() if params is not None else {}
+        fixed = {k: v for k, v in fixed.items() if k not in ("d0", "elue", "stt")}
         crop = SafyParameters(
             d0=torch.as_tensor(grid[:, 0] - first_doy),
             elue=torch.as_tensor(grid[:, 1]),
