@@ -23,8 +23,7 @@ import time
 import numpy as np
 import torch
 
-from xr_physcube._data import read_table
-from xr_physcube.models.safy import SAFY_PARAMETERS, safy
+from xr_physcube.models.safy import SAFY_PARAMETERS, safy, shipped_climate
 from xr_physcube.models.sar import WCM_COEFFICIENTS, water_cloud_backscatter
 from xr_physcube.sensors.sentinel1 import WAVENUMBER_CM
 
@@ -148,12 +147,12 @@ def main() -> None:
         print(f"    xr_physcube compile=True: {n / t_comp:14,.0f} px/s | "
               f"ratio {t_np / t_comp:5.2f}x (first call, compiling: {t_first:.1f} s)")  # fmt: skip
 
-    clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
+    clim = shipped_climate()
     start = 90  # 1 April
     days = slice(start, start + args.days)
     m = args.n_safy
-    temp = clim["t_mean_c"][days] + rng.normal(0, 1.0, (m, 1))
-    rg = clim["rg_mj_m2_day"][days] * rng.uniform(0.9, 1.1, (m, 1))
+    temp = clim.temperature[days] + rng.normal(0, 1.0, (m, 1))
+    rg = clim.radiation[days] * rng.uniform(0.9, 1.1, (m, 1))
     p = SAFY_PARAMETERS.defaults()
     p["d0"] = 125.0 - start
     p_np = {k: np.full(m, v) for k, v in p.items()}

@@ -15,9 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from xr_physcube._data import read_table  # noqa: E402
 from xr_physcube.models.iem import iem_backscatter  # noqa: E402
-from xr_physcube.models.safy import safy  # noqa: E402
+from xr_physcube.models.safy import safy, shipped_climate  # noqa: E402
 from xr_physcube.models.sar import (  # noqa: E402
     bare_soil_backscatter,
     to_db,
@@ -57,9 +56,9 @@ def main() -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=1)
 
-    clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
-    out = safy(torch.tensor(clim["t_mean_c"]), torch.tensor(clim["rg_mj_m2_day"]))
-    doy = clim["doy"]
+    clim = shipped_climate()
+    out = safy(torch.tensor(clim.temperature), torch.tensor(clim.radiation))
+    doy = clim.doy
     ax = axes[3]
     ax.plot(doy, out.glai, color="tab:green", label="green LAI")
     ax.set(xlabel="day of year", ylabel="GLAI (m²/m²)", xlim=(100, 300),

@@ -348,9 +348,9 @@ def test_training_on_tiny_cube_lowers_loss(scene):
 def test_anchored_fine_tuning_keeps_the_encoder_on_the_simulated_truth():
     """Fine-tuning on unlabelled pixels with ``anchor`` simulations: the encoder's NLL of
     held-out simulated truth ends lower than after the same steps without the anchor."""
-    from xr_physcube.vae.train import simulate_anchor, supervised_nll
+    from xr_physcube.vae.train import simulate_for, supervised_nll
 
-    held_out = simulate_anchor(PhysVAE(), 500, seed=9)
+    held_out = simulate_for(PhysVAE(), 500, seed=9)
     nll = {}
     for anchor in (None, 2000):
         cube = demo_scene(size=16, seed=3, chunks=8).cube

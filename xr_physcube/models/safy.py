@@ -36,9 +36,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
+from xr_physcube._data import read_table
 from xr_physcube.parameters import (
     ParameterSet,
     ParameterSpec,
@@ -132,6 +134,22 @@ class SafyParameters(TensorParameters):
 
 
 SAFY_PARAMETERS: ParameterSet = SafyParameters.parameter_set()
+
+
+class Climate(NamedTuple):
+    """Daily forcing: ``doy`` (day of year), ``temperature`` (°C), ``radiation``
+    (MJ m⁻² day⁻¹), 1-D float64 arrays of equal length."""
+
+    doy: np.ndarray
+    temperature: np.ndarray
+    radiation: np.ndarray
+
+
+def shipped_climate() -> Climate:
+    """The synthetic daily climate shipped for maize near Toulouse (one year, DOY 1–365;
+    ``data/safy_maize_climate.csv``, recipe in its header). Read-only arrays."""
+    c = read_table("xr_physcube.models", "safy_maize_climate.csv")
+    return Climate(c["doy"], c["t_mean_c"], c["rg_mj_m2_day"])
 
 
 class SafyOutput(NamedTuple):

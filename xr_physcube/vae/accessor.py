@@ -32,7 +32,7 @@ from xr_physcube.vae.train import (
     SimulatedPixels,
     fit,
     prepare_cube,
-    simulate_anchor,
+    simulate_for,
     split_inputs,
 )
 
@@ -184,7 +184,7 @@ class VAEAccessor:
         net = _resolve(model, self.model, self._ds)
         sampler = CubeSampler(self._ds, temporal=net.config.temporal)
         if isinstance(anchor, int):
-            anchor = simulate_anchor(net, anchor, seed=seed + 1)
+            anchor = simulate_for(net, anchor, seed=seed + 1)
         safy_term = SafyConsistency() if safy is True else (safy or None)
         self.history = fit(
             net, sampler, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xr_physcube.models.safy import SafyParameters
+from xr_physcube.models.safy import SafyParameters, safy, shipped_climate
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -116,13 +116,10 @@ class SafyConsistency(nn.Module):
         tau: float = 0.01,
     ):
         super().__init__()
-        from xr_physcube._data import read_table
-        from xr_physcube.models.safy import safy
-
         if temperature is None or radiation is None:
-            clim = read_table("xr_physcube.models", "safy_maize_climate.csv")
-            temperature, radiation = clim["t_mean_c"], clim["rg_mj_m2_day"]
-            first_doy = int(clim["doy"][0])
+            clim = shipped_climate()
+            temperature, radiation = clim.temperature, clim.radiation
+            first_doy = int(clim.doy[0])
         if tau <= 0:
             raise ValueError(f"tau must be > 0 (m²/m²)²; got {tau}")
         grid = np.array(list(itertools.product(d0, elue, stt)), dtype=np.float64)

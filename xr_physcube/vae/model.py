@@ -77,7 +77,7 @@ Weiss & Baret 2016, S2ToolBox Level 2 products ATBD v1.1, widened for the soil a
 LEGACY_LATENTS: tuple[str, ...] = (
     "lai", "cab", "cw", "cm", "N", "ala", "psoil", "rsoil", "mv", "hrms",
 )  # fmt: skip
-"""The latents of the first models (shipped temporal model): Car tied to Cab
+"""The latents of the first models (shipped ``pixel`` and ``temporal``): Car tied to Cab
 (:data:`CAR_RATIO`), hot spot and brown pigments at their ``ParameterSpec`` defaults."""
 DEFAULT_LATENTS: tuple[str, ...] = (*LEGACY_LATENTS, "car", "hspot", "cbrown")
 """Every PROSAIL/soil input that the simulations of :mod:`xr_physcube.inverse.simulate`

@@ -413,13 +413,15 @@ def supervised_nll(
     return sup.sum() / max(mu[..., 0].numel(), 1)
 
 
-def simulate_anchor(model: PhysVAE, n: int, seed: int = 1) -> SimulatedPixels:
-    """``n`` simulations from the shared priors in ``model``'s latents, to anchor
-    fine-tuning: :func:`simulate_prior_series` (8 dates) for temporal models, else
-    :func:`simulate_prior_pixels`."""
+def simulate_for(
+    model: PhysVAE, n: int, seed: int = 1, n_dates: int = 8, num_threads: int | None = 1
+) -> SimulatedPixels:
+    """``n`` simulations from the shared priors in ``model``'s latents (pre-training data,
+    or the ``anchor`` of a fine-tuning): :func:`simulate_prior_series` (``n_dates``
+    dates) for temporal models, else :func:`simulate_prior_pixels`."""
     if model.config.temporal:
-        return simulate_prior_series(n, model.latent_names, n_dates=8, seed=seed)
-    return simulate_prior_pixels(n, model.latent_names, seed=seed)
+        return simulate_prior_series(n, model.latent_names, n_dates, seed, num_threads=num_threads)
+    return simulate_prior_pixels(n, model.latent_names, seed, num_threads=num_threads)
 
 
 def _endless_batches(
@@ -657,11 +659,7 @@ def pretrain(
     with torch_threads(num_threads):
         torch.manual_seed(seed)  # weight initialisation
         model = PhysVAE(**r["config"])
-        names = model.latent_names
-        if model.config.temporal:
-            data = simulate_prior_series(n_sim, names, r["n_dates"], seed, num_threads=None)
-        else:
-            data = simulate_prior_pixels(n_sim, names, seed, num_threads=None)
+        data = simulate_for(model, n_sim, seed, r.get("n_dates", 8), num_threads=None)
         sim_s = time.perf_counter() - start
         if enc_steps:
             fit_encoder_supervised(model, data, steps=enc_steps, batch_size=r["batch_size"],
