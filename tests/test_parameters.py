@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,3 +58,33 @@ def test_as_tensors_follows_first_tensor_dtype():
     assert Pair(a=5.0).parameter_set()["a"].range_text == "[0, 2] m"
     with pytest.raises(ValueError, match="'a'"):
         Pair(a=5.0).validate()
+
+
+def test_as_tensors_follows_numpy_float_dtype_when_there_is_no_tensor():
+    t = as_tensors({"a": 1.0, "b": np.zeros(3, dtype=np.float64)})
+    assert t["a"].dtype == torch.float64 and t["b"].dtype == torch.float64
+    # Python floats, lists and integer arrays keep the default dtype.
+    t = as_tensors({"a": 1.0, "b": [0.0, 1.0], "c": np.arange(2)})
+    assert all(v.dtype == torch.get_default_dtype() for v in t.values())
+    # A floating tensor still takes precedence over a NumPy array given before it.
+    t = as_tensors({"a": np.zeros(2), "b": torch.zeros(2, dtype=torch.float32)})
+    assert t["a"].dtype == torch.float32
+
+
+@dataclass
+class Triple(Pair):
+    """Pair plus c."""
+
+    c: torch.Tensor | float = spec_field(ParameterSpec("c", "thing c", "K", 5.0, 9.0, 6.0))
+
+
+def test_docstring_lists_every_field_from_its_spec():
+    doc = Pair.__doc__
+    assert "a: thing a — units m, range [0, 2], default 1." in doc
+    assert "b: thing b — units dimensionless, range [-1, 1], default 0." in doc
+    # Inherited fields first, in dataclass order; the class's own text is kept.
+    doc = Triple.__doc__
+    assert doc.startswith("Pair plus c.")
+    names = [ln.split(":")[0].strip() for ln in doc.splitlines() if " — units " in ln]
+    assert names == ["a", "b", "c"] == [f.name for f in dataclasses.fields(Triple)]
+    assert "c: thing c — units K, range [5, 9], default 6." in doc

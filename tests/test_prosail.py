@@ -226,3 +226,42 @@ def test_compiled_core_equals_eager():
         model(dataclasses.replace(p, cab=cab)).reflectance.sum().backward()
         grads.append(cab.grad)
     assert float((grads[0] - grads[1]).abs().max()) < 1e-3 * float(grads[0].abs().max())
+
+
+@pytest.mark.parametrize("name", ["S2A", "s2b", "S2C"])
+def test_sensor_given_as_satellite_name_equals_its_band_model(name):
+    params = ProsailParameters(lai=torch.tensor([1.0, 3.0], dtype=torch.float64))
+    by_name = Prosail(sensor=name)(params).reflectance
+    by_module = Prosail(sensor=Sentinel2Bands(name.upper()))(params).reflectance
+    assert by_name.shape == (2, len(BANDS))
+    torch.testing.assert_close(by_name, by_module, rtol=0, atol=0)
+
+
+def test_sensor_of_wrong_kind_raises_clear_error():
+    with pytest.raises(TypeError, match="callable band model.*S2A.*got int"):
+        Prosail(sensor=3)
+    with pytest.raises(ValueError, match="'landsat'.*S2A"):
+        Prosail(sensor="landsat")
+
+
+def test_numpy_float64_inputs_give_float64_outputs():
+    lai = np.array([0.5, 2.0])
+    out = prosail(lai=lai, cab=np.array(50.0)).reflectance
+    assert out.dtype == torch.float64
+    ref = prosail(lai=torch.from_numpy(lai), cab=torch.tensor(50.0, dtype=torch.float64))
+    torch.testing.assert_close(out, ref.reflectance, rtol=0, atol=0)
+    # Python floats and lists keep PyTorch's default dtype; float32 arrays stay float32.
+    assert prosail(lai=[0.5, 2.0]).reflectance.dtype == torch.get_default_dtype()
+    assert prosail(lai=lai.astype(np.float32)).reflectance.dtype == torch.float32
+
+
+def test_help_lists_units_ranges_and_defaults_of_every_field():
+    doc = ProsailParameters.__doc__
+    for name, spec in PROSAIL_PARAMETERS.items():
+        line = next(ln for ln in doc.splitlines() if ln.strip().startswith(f"{name}:"))
+        assert spec.long_name in line and f"[{spec.lower:g}, {spec.upper:g}]" in line
+        assert f"default {spec.default:g}" in line
+    assert "lai: leaf area index — units m2 m-2, range [0, 10]" in doc
+    forward_doc = Prosail.forward.__doc__
+    assert forward_doc is not None and "SailReflectance" in forward_doc
+    assert "Define the computation" not in forward_doc  # not torch's inherited text

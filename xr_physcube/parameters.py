@@ -11,6 +11,7 @@ their spec, e.g. :class:`xr_physcube.models.prospect.LeafParameters`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -120,6 +121,23 @@ class ParameterSet(Mapping[str, ParameterSpec]):
                 self._specs[name].check(value, context)
 
 
+def infer_dtype_device(values: Iterable[Any]) -> tuple[torch.dtype, torch.device]:
+    """The floating dtype and device a computation on ``values`` should use.
+
+    The first floating ``torch.Tensor`` sets both. Without one, the first floating NumPy
+    array (of any dimension, e.g. float64) sets the dtype, on CPU. Otherwise (Python
+    floats, ints, lists, NumPy scalars) PyTorch's default dtype on CPU.
+    """
+    values = list(values)
+    for v in values:
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            return v.dtype, v.device
+    for v in values:
+        if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating):
+            return torch.from_numpy(np.empty(0, dtype=v.dtype)).dtype, torch.device("cpu")
+    return torch.get_default_dtype(), torch.device("cpu")
+
+
 def as_tensors(
     values: Mapping[str, TensorLike],
     dtype: torch.dtype | None = None,
@@ -127,18 +145,13 @@ def as_tensors(
 ) -> dict[str, torch.Tensor]:
     """Convert to tensors of one floating dtype/device and broadcast to a common shape.
 
-    dtype and device default to those of the first floating tensor among the
-    values (PyTorch's default dtype and CPU if there is none), so a model runs
-    where its inputs live.
+    dtype and device default to :func:`infer_dtype_device` of the values, so a model
+    runs where its inputs live, in their precision.
     """
-    first = next(
-        (v for v in values.values() if isinstance(v, torch.Tensor) and v.is_floating_point()),
-        None,
-    )
-    if dtype is None:
-        dtype = first.dtype if first is not None else torch.get_default_dtype()
-    if device is None:
-        device = first.device if first is not None else torch.device("cpu")
+    if dtype is None or device is None:
+        found_dtype, found_device = infer_dtype_device(values.values())
+        dtype = found_dtype if dtype is None else dtype
+        device = found_device if device is None else device
     tensors = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in values.items()}
     try:
         shape = torch.broadcast_shapes(*(t.shape for t in tensors.values()))
@@ -153,6 +166,34 @@ def spec_field(spec: ParameterSpec) -> Any:
     return dataclasses.field(default=spec.default, metadata={"spec": spec})
 
 
+def fields_doc(specs: Iterable[ParameterSpec], title: str = "Fields") -> str:
+    """A docstring section listing each spec: name, long name, units, bounds, default."""
+    lines = [f"{title}:"]
+    for s in specs:
+        units = "dimensionless" if s.units == "1" else s.units
+        lines.append(
+            f"    {s.name}: {s.long_name} — units {units}, range [{s.lower:g}, {s.upper:g}], "
+            f"default {s.default:g}."
+        )
+    return "\n".join(lines)
+
+
+def _declared_specs(cls: type) -> list[ParameterSpec]:
+    """Specs of ``cls``'s :func:`spec_field` fields in dataclass order, read while the class
+    is being created (before ``@dataclass``): inherited dataclass fields first, then the
+    ``Field`` objects of its own body in annotation order."""
+    specs: dict[str, ParameterSpec] = {}
+    for base in reversed(cls.__mro__[1:]):
+        for f in base.__dict__.get("__dataclass_fields__", {}).values():
+            if "spec" in f.metadata:
+                specs[f.name] = f.metadata["spec"]
+    for name in cls.__dict__.get("__annotations__", {}):
+        value = cls.__dict__.get(name)
+        if isinstance(value, dataclasses.Field) and "spec" in value.metadata:
+            specs[name] = value.metadata["spec"]
+    return list(specs.values())
+
+
 class TensorParameters:
     """Base for dataclasses of model inputs declared with :func:`spec_field`.
 
@@ -165,6 +206,11 @@ class TensorParameters:
         super().__init_subclass__(**kwargs)
         # dataclass fields are only known after the decorator ran; resolve lazily.
         cls._specs_cache = None
+        specs = _declared_specs(cls)
+        if specs:
+            # help(cls) lists every field's facts, read from its ParameterSpec.
+            intro = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+            cls.__doc__ = f"{intro}\n\n{fields_doc(specs)}".lstrip()
 
     @classmethod
     def parameter_set(cls) -> ParameterSet:

@@ -36,6 +36,7 @@ from xr_physcube.models.sail import (
     sail_spectral,
 )
 from xr_physcube.parameters import TensorParameters, as_tensors, spec_field
+from xr_physcube.sensors.sentinel2 import SATELLITES, Sentinel2Bands
 
 DEFAULT_CHUNK = 1024
 """Spectra computed at once; keeps the working set in the CPU cache (faster than one pass)."""
@@ -87,8 +88,11 @@ class Prosail(nn.Module):
     Args:
         version: PROSPECT version, "D" (default) or "5".
         lidf_type: "campbell" (uses ``ala``) or "verhoef" (uses ``lidfa``, ``lidfb``).
-        sensor: optional module mapping spectra (..., 2101) to bands, e.g.
-            ``Sentinel2Bands()``; then every output term is band-convolved.
+        sensor: optional band model mapping spectra (..., 2101) to bands, e.g.
+            ``Sentinel2Bands()`` (any callable ``nn.Module``), or a Sentinel-2 satellite
+            name "S2A", "S2B" or "S2C" (case-insensitive) meaning
+            ``Sentinel2Bands(name, spectral_step=spectral_step)``; then every output
+            term is band-convolved.
         validate: raise ``ValueError`` on NaN or out-of-range parameters.
         chunk_size: spectra computed per pass over the flattened batch.
         spectral_step: compute every ``spectral_step``-th wavelength only (1 nm = full
@@ -108,7 +112,7 @@ class Prosail(nn.Module):
         self,
         version: ProspectVersion = "D",
         lidf_type: LidfType = "campbell",
-        sensor: nn.Module | None = None,
+        sensor: nn.Module | str | None = None,
         validate: bool = True,
         chunk_size: int = DEFAULT_CHUNK,
         spectral_step: int = 1,
@@ -117,6 +121,7 @@ class Prosail(nn.Module):
         super().__init__()
         if spectral_step < 1:
             raise ValueError(f"spectral_step must be >= 1; got {spectral_step}")
+        sensor = _sensor_module(sensor, spectral_step)
         if sensor is not None and getattr(sensor, "spectral_step", 1) != spectral_step:
             raise ValueError(
                 f"sensor {sensor!r} samples every {getattr(sensor, 'spectral_step', 1)} nm but "
@@ -146,6 +151,25 @@ class Prosail(nn.Module):
         )
 
     def forward(self, params: ProsailParameters) -> SailReflectance:
+        """Canopy reflectance factors for a batch of PROSAIL inputs.
+
+        Args:
+            params: :class:`ProsailParameters`; fields are floats, NumPy arrays or
+                tensors of any broadcastable batch shape (units and valid ranges: see
+                ``help(ProsailParameters)``; angles in degrees, contents per leaf area).
+                Out-of-range or NaN values raise ``ValueError`` unless the module was
+                built with ``validate=False``.
+
+        Returns:
+            :class:`~xr_physcube.models.sail.SailReflectance` of five tensors, each of
+            shape (*batch, n): ``rsot`` (bi-directional), ``rdot`` (hemispherical-
+            directional), ``rsdt`` (directional-hemispherical), ``rddt`` (bi-hemispherical)
+            and ``reflectance`` = (1 − skyl)·rsot + skyl·rdot (what a sensor sees), all
+            dimensionless reflectance factors (typically 0–1). n is 2101
+            wavelengths (400–2500 nm every ``spectral_step`` nm) or the sensor's bands.
+            dtype and device follow the inputs (first floating tensor, else first
+            floating NumPy array, else PyTorch's default dtype on CPU).
+        """
         return self.run(params, self.validate)
 
     def run(self, params: ProsailParameters, validate: bool) -> SailReflectance:
@@ -227,6 +251,25 @@ class Prosail(nn.Module):
         if self.sensor is not None:
             result = SailReflectance(*(self.sensor(x) for x in result))
         return result
+
+
+def _sensor_module(sensor: nn.Module | str | None, spectral_step: int) -> nn.Module | None:
+    """``sensor`` as given if callable; a Sentinel-2 satellite name as its band model."""
+    if sensor is None or callable(sensor):
+        return sensor
+    if isinstance(sensor, str):
+        try:
+            return Sentinel2Bands(sensor, spectral_step=spectral_step)
+        except ValueError as err:
+            raise ValueError(
+                f"sensor={sensor!r}: a sensor name must be a Sentinel-2 satellite, one of "
+                f"{list(SATELLITES)} (case-insensitive)"
+            ) from err
+    raise TypeError(
+        "sensor must be None, a callable band model mapping spectra (..., n_wavelengths) to "
+        f"bands (e.g. Sentinel2Bands()), or a Sentinel-2 satellite name {list(SATELLITES)}; "
+        f"got {type(sensor).__name__}"
+    )
 
 
 def _spectral_core(
