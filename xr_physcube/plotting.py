@@ -23,7 +23,10 @@ def plot_retrieval(
     variable: str = "lai",
     time_index: int | None = None,
 ) -> Path:
-    """RGB, retrieved map, its std, (truth map and scatter) for one date; writes a PNG."""
+    """RGB, retrieved map and its std for one date, and (with ``truth``) a scatter of
+    retrieved vs true: that date in blue over all dates in grey, with the 1:1 line.
+
+    Writes a PNG to ``path`` and returns its path."""
     import matplotlib.pyplot as plt
 
     if time_index is None:
@@ -44,12 +47,29 @@ def plot_retrieval(
         axes[2].set_title(f"{variable} std ({units})")
         fig.colorbar(im, ax=axes[2], shrink=0.8)
     if truth is not None:
+        ax = axes[-1]
         true = truth[variable].isel(time=time_index).values
-        axes[-1].plot(true.ravel(), mean.values.ravel(), ".", ms=2, alpha=0.4)
-        axes[-1].plot([0, vmax], [0, vmax], "k--", lw=1)
-        axes[-1].set(xlabel=f"true {variable}", ylabel=f"retrieved {variable}", title="all dates")
         all_true, all_est = truth[variable].values.ravel(), result[variable].values.ravel()
-        axes[-1].plot(all_true, all_est, ".", ms=1, alpha=0.15, color="0.5", zorder=0)
+        ax.plot(all_true, all_est, ".", ms=1, alpha=0.15, color="0.5", zorder=0, label="all dates")
+        ax.plot(
+            true.ravel(),
+            mean.values.ravel(),
+            ".",
+            ms=2,
+            alpha=0.4,
+            color="C0",
+            label=f"{date} (date of the maps)",
+        )
+        ax.plot([0, vmax], [0, vmax], "k--", lw=1, label="1:1")
+        suffix = f" ({units})" if units else ""
+        ax.set(
+            xlabel=f"true {variable}{suffix}",
+            ylabel=f"retrieved {variable}{suffix}",
+            title="retrieved vs simulation truth",
+        )
+        legend = ax.legend(loc="upper left", markerscale=6, fontsize="small")
+        for handle in legend.legend_handles:
+            handle.set_alpha(1.0)
     for ax in axes[: panels - (truth is not None)]:
         ax.set_xticks([])
         ax.set_yticks([])
