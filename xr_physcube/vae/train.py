@@ -509,7 +509,9 @@ def fit(
             step += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{history[-1]:.3f}", nll=f"{float(terms['nll']):.3f}")
+                bar.set_postfix(
+                    loss=f"{history[-1]:.3f}", nll=f"{float(terms['nll'].detach()):.3f}"
+                )
             if max_steps is not None and step >= max_steps:
                 break
         if checkpoint is not None:
