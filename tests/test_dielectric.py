@@ -151,3 +151,26 @@ def test_soil_permittivity_dispatches_to_the_named_model():
         assert torch.equal(got.real, want.real) and torch.equal(got.imag, want.imag)
     with pytest.raises(ValueError, match="hallikainen"):
         dielectric.soil_permittivity(mv, sand, clay, 5.405, "topp")
+
+
+@pytest.mark.parametrize("fn", [hallikainen, dobson])
+def test_sand_plus_clay_above_one_is_rejected_naming_both(fn):
+    with pytest.raises(ValueError, match=r"'sand' and 'clay'.*sand \+ clay must be <= 1"):
+        fn(0.2, sand=torch.tensor([0.3, 0.7]), clay=0.4)
+    fn(0.2, sand=0.7, clay=0.3)  # a silt-free soil is valid (float rounding tolerated)
+    fn(0.2, sand=np.float32(0.7), clay=np.float32(0.3))
+    fn(0.2, sand=0.7, clay=0.4, validate=False)  # the opt-out skips the texture check too
+
+
+def test_dielectric_model_names_are_case_insensitive():
+    a = dielectric.soil_permittivity(torch.tensor(0.25), torch.tensor(0.4), torch.tensor(0.2))
+    for name, fn in (("HALLIKAINEN", hallikainen), ("Dobson", dobson)):
+        got = dielectric.soil_permittivity(
+            torch.tensor(0.25), torch.tensor(0.4), torch.tensor(0.2), model=name
+        )
+        ref = fn(torch.tensor(0.25), torch.tensor(0.4), torch.tensor(0.2))
+        assert torch.equal(got.real, ref.real) and torch.equal(got.imag, ref.imag)
+    assert torch.equal(a.real, hallikainen(0.25, 0.4, 0.2).real)
+    assert dielectric.check_dielectric_model("HalliKainen") == "hallikainen"
+    with pytest.raises(ValueError, match=r"\['hallikainen', 'dobson'\].*'topp'"):
+        dielectric.check_dielectric_model("topp")

@@ -392,3 +392,55 @@ def test_wcm_with_prevot_1993_wheat_coefficients(a, b, e, c_db, d_db, theta_deg)
     if a == 0.0:  # pure two-way attenuation of the soil term: -0.8 dB per unit LAI at 20 deg
         slope = np.diff(to_db(got).numpy()) / np.diff(lai)
         np.testing.assert_allclose(slope, -10 * np.log10(np.e) * 2 * b / np.cos(thr), rtol=1e-9)
+
+
+def test_oh_ignores_texture_and_dielectric_while_dubois_uses_them():
+    """The documented contract: Oh (2004) is a function of mv, ks, theta only."""
+    base = dict(mv=torch.tensor([0.1, 0.3]), hrms=1.0, theta=35.0, lai=1.5)
+    oh = water_cloud_backscatter(**base)
+    for kw in (dict(sand=0.8, clay=0.1), dict(dielectric="dobson"), dict(clay=0.6, sand=0.1)):
+        other = water_cloud_backscatter(**base, **kw)
+        assert torch.equal(oh.vv, other.vv) and torch.equal(oh.vh, other.vh)
+    sandy = water_cloud_backscatter(**base, soil_model="dubois", sand=0.8, clay=0.1)
+    clayey = water_cloud_backscatter(**base, soil_model="dubois", sand=0.1, clay=0.6)
+    assert not torch.allclose(sandy.vv, clayey.vv)
+    doc = water_cloud_backscatter.__doc__
+    assert "no effect" in doc and "Dubois' dielectric model" not in doc
+
+
+@pytest.mark.parametrize("soil_model", ["oh", "dubois"])
+def test_sand_plus_clay_above_one_is_rejected(soil_model):
+    with pytest.raises(ValueError, match=r"'sand' and 'clay'.*<= 1"):
+        water_cloud_backscatter(lai=1.0, sand=0.6, clay=0.5, soil_model=soil_model)
+    with pytest.raises(ValueError, match=r"'sand' and 'clay'"):
+        bare_soil_backscatter(sand=torch.tensor([0.2, 0.9]), clay=0.2, soil_model=soil_model)
+    with pytest.raises(ValueError, match=r"'sand' and 'clay'"):
+        WaterCloud(soil_model)(SoilParameters(sand=0.6, clay=0.5), VegetationParameters())
+    with pytest.raises(ValueError, match=r"'sand' and 'clay'"):
+        SoilParameters(sand=0.6, clay=0.5).validate()
+    out = water_cloud_backscatter(
+        lai=1.0, sand=0.6, clay=0.5, soil_model=soil_model, validate=False
+    )
+    assert torch.isfinite(out.vv).all()
+
+
+def test_model_names_are_case_insensitive_and_errors_list_valid_names():
+    kw = dict(mv=0.25, hrms=1.2, theta=38.0, lai=torch.tensor([0.5, 2.0]), sand=0.4, clay=0.2)
+    ref = water_cloud_backscatter(**kw, soil_model="dubois", dielectric="hallikainen")
+    got = water_cloud_backscatter(**kw, soil_model="Dubois", dielectric="HALLIKAINEN")
+    assert torch.equal(ref.vv, got.vv) and torch.equal(ref.vh, got.vh)
+    oh = water_cloud_backscatter(**kw)
+    assert torch.equal(water_cloud_backscatter(**kw, soil_model="OH").vv, oh.vv)
+    module = WaterCloud("DUBOIS", dielectric="Dobson")
+    assert module.soil_model == "dubois" and module.dielectric == "dobson"
+    bare = bare_soil_backscatter(mv=0.2, soil_model="DuBois", dielectric="DOBSON")
+    assert torch.isfinite(bare.vv)
+    with pytest.raises(ValueError, match=r"\['oh', 'dubois'\].*'iem'"):
+        water_cloud_backscatter(lai=1.0, soil_model="iem")
+    with pytest.raises(ValueError, match=r"\['hallikainen', 'dobson'\].*'topp'"):
+        water_cloud_backscatter(lai=1.0, dielectric="topp")
+
+
+def test_water_cloud_forward_has_its_own_docstring():
+    doc = WaterCloud.forward.__doc__
+    assert doc is not None and "Backscatter" in doc and "m³/m³" in doc

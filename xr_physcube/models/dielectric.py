@@ -103,8 +103,8 @@ def hallikainen(
 
     Args:
         mv: volumetric soil moisture, m³/m³ (fits made on 0–0.5).
-        sand, clay: sand and clay mass fractions, 0–1 (the paper's soils span
-            sand 5–51 %, clay 3–47 %).
+        sand, clay: sand and clay mass fractions, 0–1 with sand + clay <= 1 (the
+            paper's soils span sand 5–51 %, clay 3–47 %).
         frequency_ghz: 1.4–18 GHz; ε is interpolated linearly between the two
             tabulated frequencies around it (Table I: 1.4, 4, 6, 8, ..., 18 GHz).
         validate: raise ``ValueError`` on NaN or out-of-range inputs.
@@ -164,7 +164,7 @@ def dobson(
 
     Args:
         mv: volumetric soil moisture, m³/m³ (> 0).
-        sand, clay: mass fractions, 0–1.
+        sand, clay: mass fractions, 0–1 with sand + clay <= 1.
         frequency_ghz: 1.4–18 GHz (the range of the Peplinski coefficients).
         rho_b: dry bulk density, g/cm³.
         t_soil: soil temperature, °C.
@@ -197,10 +197,37 @@ DielectricModel = Literal["hallikainen", "dobson"]
 DIELECTRIC_MODELS: tuple[str, ...] = ("hallikainen", "dobson")
 
 
-def check_dielectric_model(name: str) -> None:
-    """Raise ``ValueError`` unless ``name`` is one of :data:`DIELECTRIC_MODELS`."""
-    if name not in DIELECTRIC_MODELS:
-        raise ValueError(f"dielectric must be 'hallikainen' or 'dobson'; got {name!r}")
+def check_dielectric_model(name: str) -> DielectricModel:
+    """``name`` in lower case if it is one of :data:`DIELECTRIC_MODELS` (case-insensitive),
+    else ``ValueError`` listing them."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in DIELECTRIC_MODELS:
+        raise ValueError(
+            f"dielectric model must be one of {list(DIELECTRIC_MODELS)} (case-insensitive); "
+            f"got {name!r}"
+        )
+    return key  # type: ignore[return-value]
+
+
+TEXTURE_TOLERANCE = 1e-6
+"""Rounding slack allowed on sand + clay <= 1 (e.g. 0.7 + 0.3 in float32)."""
+
+
+def check_texture(sand: TensorLike, clay: TensorLike, context: str = "") -> None:
+    """Raise ``ValueError`` where sand + clay > 1: both are mass fractions of the same soil
+    (the rest is silt). Each fraction's own range [0, 1] is checked by its spec."""
+    s = sand.detach() if isinstance(sand, torch.Tensor) else torch.as_tensor(sand)
+    c = clay.detach() if isinstance(clay, torch.Tensor) else torch.as_tensor(clay)
+    try:
+        total = s + c.to(s.device)
+    except RuntimeError:
+        return  # shapes that do not broadcast are reported where the tensors are built
+    if total.numel() and float(total.max()) > 1.0 + TEXTURE_TOLERANCE:
+        where = f"{context}: " if context else ""
+        raise ValueError(
+            f"{where}parameters 'sand' and 'clay' are mass fractions of one soil, so "
+            f"sand + clay must be <= 1; got sand + clay up to {float(total.max()):g}"
+        )
 
 
 def soil_permittivity(
@@ -212,8 +239,9 @@ def soil_permittivity(
     validate: bool = True,
 ) -> Permittivity:
     """Soil permittivity from the named model (:func:`hallikainen` or :func:`dobson`, the
-    latter at its default bulk density and soil temperature); arguments as theirs."""
-    check_dielectric_model(model)
+    latter at its default bulk density and soil temperature; name case-insensitive);
+    arguments as theirs."""
+    model = check_dielectric_model(model)
     fn = hallikainen if model == "hallikainen" else dobson
     return fn(mv, sand, clay, frequency_ghz, validate=validate)
 
@@ -228,3 +256,4 @@ def _check(values: dict, context: str) -> None:
     }
     for name, value in values.items():
         specs[name].check(value, context)
+    check_texture(values["sand"], values["clay"], context)

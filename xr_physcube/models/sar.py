@@ -56,6 +56,7 @@ from xr_physcube.models.dielectric import (
     SAND,
     DielectricModel,
     check_dielectric_model,
+    check_texture,
     soil_permittivity,
 )
 from xr_physcube.parameters import (
@@ -71,6 +72,7 @@ from xr_physcube.sensors import sentinel1 as s1
 from xr_physcube.sensors.sentinel1 import db_to_linear, linear_to_db
 
 SoilModel = Literal["oh", "dubois"]
+SOIL_MODELS: tuple[str, ...] = ("oh", "dubois")
 Descriptor = Literal["lai", "ndvi"]
 
 __all__ = [
@@ -121,13 +123,23 @@ WCM_COEFFICIENTS: dict[str, dict[str, float]] = {
 
 @dataclass
 class SoilParameters(TensorParameters):
-    """Bare-soil inputs and geometry. Defaults: a moist, moderately rough loam at 38°."""
+    """Bare-soil inputs and geometry. Defaults: a moist, moderately rough loam at 38°.
+
+    ``sand`` and ``clay`` (with sand + clay <= 1) only matter for soil models that use
+    the soil permittivity (Dubois 1995); Oh (2004) is parameterised directly in ``mv``.
+    """
 
     mv: torch.Tensor | float = spec_field(MV)
     hrms: torch.Tensor | float = spec_field(HRMS)
     theta: torch.Tensor | float = spec_field(THETA)
     sand: torch.Tensor | float = spec_field(SAND)
     clay: torch.Tensor | float = spec_field(CLAY)
+
+    def validate(self, context: str = "") -> SoilParameters:
+        """Each field in its range (``ValueError`` naming it) and sand + clay <= 1."""
+        super().validate(context)
+        check_texture(self.sand, self.clay, context or type(self).__name__)
+        return self
 
 
 @dataclass
@@ -193,9 +205,18 @@ def _check_descriptor(descriptor: str) -> Descriptor:
 
 
 def _check_soil_model(soil_model: str) -> SoilModel:
-    if soil_model not in ("oh", "dubois"):
-        raise ValueError(f"soil_model must be 'oh' or 'dubois'; got {soil_model!r}")
-    return soil_model  # type: ignore[return-value]
+    """``soil_model`` in lower case if it is one of :data:`SOIL_MODELS` (case-insensitive)."""
+    key = soil_model.lower() if isinstance(soil_model, str) else soil_model
+    if key not in SOIL_MODELS:
+        raise ValueError(
+            f"soil_model must be one of {list(SOIL_MODELS)} (case-insensitive); got {soil_model!r}"
+        )
+    return key  # type: ignore[return-value]
+
+
+def _validate_soil(values: dict, context: str) -> None:
+    _validate_fast(SOIL_PARAMETERS, values, context)
+    check_texture(values["sand"], values["clay"], context)
 
 
 def _check_fast(spec: ParameterSpec, value: TensorLike, context: str) -> None:
@@ -276,17 +297,22 @@ def bare_soil_backscatter(
     Args:
         soil: a :class:`SoilParameters`, or give its fields as keywords (``mv``
             0.02–0.5 m³/m³, ``hrms`` 0.1–5 cm, ``theta`` 10–70°, ``sand``/``clay``
-            fractions, used by Dubois through the dielectric model).
-        soil_model: "oh" (Oh 2004, VV/VH/HH) or "dubois" (Dubois 1995 VV/HH; VH from Oh 2004).
-        dielectric: "hallikainen" or "dobson" (only used by Dubois).
+            mass fractions 0–1 with sand + clay <= 1).
+        soil_model: "oh" (Oh 2004, VV/VH/HH) or "dubois" (Dubois 1995 VV/HH; VH from
+            Oh 2004); case-insensitive. Only "dubois" uses the soil permittivity, hence
+            ``sand``, ``clay`` and ``dielectric``; "oh" is parameterised directly in
+            ``mv`` and ignores them (they are still range-checked).
+        dielectric: permittivity model for Dubois, "hallikainen" or "dobson"
+            (case-insensitive).
         frequency_ghz: radar frequency (default Sentinel-1, 5.405 GHz).
         validate: raise ``ValueError`` on NaN or out-of-range inputs.
     """
     soil = _soil_from(soil, kwargs)
     soil_model = _check_soil_model(soil_model)
+    dielectric = check_dielectric_model(dielectric)
     values = soil.as_dict()
     if validate:
-        _validate_fast(SOIL_PARAMETERS, values, f"bare soil ({soil_model})")
+        _validate_soil(values, f"bare soil ({soil_model})")
     t = as_tensors(values)
     wavelength_cm = s1.SPEED_OF_LIGHT_M_S / (frequency_ghz * 1e9) * 100.0
     ks = (2.0 * math.pi / wavelength_cm) * t["hrms"]
@@ -348,9 +374,17 @@ def water_cloud_backscatter(
         theta: incidence angle, degrees (10–70; Sentinel-1 IW is 29.1–46°).
         lai: leaf area index, m²/m² (0–10) — gives ``descriptor="lai"``; or
         ndvi: NDVI (0–1) — gives ``descriptor="ndvi"``. Exactly one must be given.
-        sand, clay: soil texture fractions (Dubois' dielectric model only).
+        sand, clay: sand and clay mass fractions of the soil, 0–1 with sand + clay <= 1
+            (``ValueError`` naming both otherwise). They enter only through the soil
+            permittivity, which only ``soil_model="dubois"`` uses; with the default
+            ``soil_model="oh"`` they have no effect (only range-checked).
         coefficients: WCM A/B/E; default :meth:`WcmCoefficients.published` for the descriptor.
-        soil_model: "oh" or "dubois"; dielectric: "hallikainen" or "dobson".
+        soil_model: bare-soil model, case-insensitive: "oh" (default; Oh 2004, a function
+            of ``mv``, ``hrms`` and ``theta`` only) or "dubois" (Dubois 1995 VV from the
+            permittivity ε' of the ``dielectric`` model at ``sand``/``clay``; VH from Oh).
+        dielectric: soil permittivity model used by ``soil_model="dubois"`` only,
+            case-insensitive: "hallikainen" (Hallikainen et al. 1985) or "dobson"
+            (Dobson et al. 1985); ignored by "oh".
         validate: raise ``ValueError`` on NaN or out-of-range inputs.
         compile: run the Oh + WCM arithmetic through ``torch.compile`` (one fused kernel,
             ~3x faster on CPU for large batches; the first call per shape/dtype compiles
@@ -365,6 +399,8 @@ def water_cloud_backscatter(
         raise ValueError("give exactly one vegetation descriptor: lai=... or ndvi=...")
     descriptor: Descriptor = "lai" if lai is not None else "ndvi"
     value = lai if lai is not None else ndvi
+    soil_model = _check_soil_model(soil_model)
+    dielectric = check_dielectric_model(dielectric)
     coefficients = coefficients or WcmCoefficients.published(descriptor)
     soil = SoilParameters(mv=mv, hrms=hrms, theta=theta, sand=sand, clay=clay)
     return _run_wcm(
@@ -391,7 +427,7 @@ def _run_wcm(
     if soil_model == "oh":
         values = soil.as_dict()
         if validate:
-            _validate_fast(SOIL_PARAMETERS, values, "bare soil (oh)")
+            _validate_soil(values, "bare soil (oh)")
         st = as_tensors({k: values[k] for k in ("mv", "hrms", "theta")})
         t = as_tensors({"v": value, "mv": st["mv"], "hrms": st["hrms"], "theta": st["theta"]})
         v = t["v"]
@@ -464,9 +500,11 @@ class WaterCloud(nn.Module):
     """Water Cloud Model over a bare-soil model, as an ``nn.Module``.
 
     Args:
-        soil_model: "oh" (Oh 2004) or "dubois" (Dubois 1995 VV with Oh 2004 VH).
+        soil_model: "oh" (Oh 2004) or "dubois" (Dubois 1995 VV with Oh 2004 VH);
+            case-insensitive. Only "dubois" uses ``sand``/``clay`` (via ``dielectric``).
         descriptor: vegetation descriptor "lai" or "ndvi".
-        dielectric: soil permittivity model for Dubois, "hallikainen" or "dobson".
+        dielectric: soil permittivity model for Dubois, "hallikainen" or "dobson"
+            (case-insensitive; ignored by "oh").
         coefficients: WCM A/B/E; default: :meth:`WcmCoefficients.published` (descriptor).
         learnable: hold the six coefficients as ``nn.Parameter`` (for calibration by
             gradient descent) instead of buffers.
@@ -494,8 +532,7 @@ class WaterCloud(nn.Module):
             raise ValueError("compile=True is only available with soil_model='oh'")
         self.compile = compile
         self.descriptor = _check_descriptor(descriptor)
-        check_dielectric_model(dielectric)
-        self.dielectric: DielectricModel = dielectric
+        self.dielectric: DielectricModel = check_dielectric_model(dielectric)
         self.validate = validate
         coefficients = coefficients or WcmCoefficients.published(descriptor)
         if validate:
@@ -518,6 +555,25 @@ class WaterCloud(nn.Module):
         return WcmCoefficients(**{n: getattr(self, n) for n in self._names})
 
     def forward(self, soil: SoilParameters, vegetation: VegetationParameters) -> Backscatter:
+        """Sentinel-1 VV and VH backscatter of vegetated fields.
+
+        Args:
+            soil: :class:`SoilParameters` — ``mv`` (m³/m³), ``hrms`` (cm), ``theta``
+                (incidence, degrees), ``sand``/``clay`` (mass fractions, used by
+                ``soil_model="dubois"`` only); see ``help(SoilParameters)`` for ranges.
+            vegetation: :class:`VegetationParameters`; only the module's descriptor
+                field is read (``lai`` in m²/m², or ``ndvi``, dimensionless).
+                Fields of both may be floats, arrays or tensors of broadcastable shapes.
+
+        Returns:
+            :class:`Backscatter` (vv, vh): linear sigma0 (m²/m²) with the broadcast batch
+            shape (:func:`to_db` for decibels); dtype/device follow the inputs.
+            Differentiable w.r.t. the inputs and the WCM coefficients.
+
+        Raises:
+            ValueError: NaN or out-of-range inputs, or sand + clay > 1, unless the
+                module was built with ``validate=False``.
+        """
         value = getattr(vegetation, self.descriptor)
         coeffs = {n: getattr(self, n) for n in self._names}
         return _run_wcm(
