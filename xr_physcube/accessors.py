@@ -22,6 +22,7 @@ import torch
 import xarray as xr
 
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
+from xr_physcube.sensors.checks import check_observations
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, Sentinel2Bands
 
@@ -69,10 +70,11 @@ def _gather(ds: xr.Dataset, names: Sequence[str]) -> list[xr.DataArray]:
     candidates = [ds[n] for n in names if n in ds.data_vars]
     if not candidates:
         raise ValueError(f"none of {list(names)} is a data variable of the Dataset")
-    ref = max(candidates, key=lambda da: da.ndim)
+    # without non-index coordinates, whose chunks may differ from the variable's
+    ref = max(candidates, key=lambda da: da.ndim).reset_coords(drop=True)
     out = []
     for name in names:
-        da = ds[name].reset_coords(drop=True) if name in ds.coords else ds[name]
+        da = ds[name].reset_coords(drop=True)
         extra_dims = set(da.dims) - set(ref.dims)
         if extra_dims:
             raise ValueError(
@@ -108,6 +110,7 @@ def _blockwise(
         dask="parallelized",
         output_dtypes=[np.float32] * n_outputs,
         dask_gufunc_kwargs={"output_sizes": {core: n_out}},
+        keep_attrs="drop",  # outputs describe other quantities than the inputs
     )
     return result if isinstance(result, tuple) else (result,)
 
@@ -146,12 +149,14 @@ class _ProsailBlock:
 
 
 class _RetrieveBlock:
-    """(..., n_inputs) -> mean, std (..., n_outputs) with an inverse network."""
+    """(..., n_inputs) -> mean, std (..., n_outputs) with an inverse network; inputs in
+    wrong units (digital numbers, dB, radians) raise (:func:`check_observations`)."""
 
     def __init__(self, model: torch.nn.Module, device, batch):
         self.model, self.device, self.batch = model, device, batch
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_observations(x, self.model.input_names)
         flat = x.reshape(-1, x.shape[-1])
         n_out = len(self.model.output_names)
         mean = np.full((flat.shape[0], n_out), np.nan, np.float32)
@@ -179,6 +184,10 @@ def _angle_hint(missing: list[str]) -> str:
 
 def _band_hint(missing: list[str]) -> str:
     bands = [m for m in missing if m in BAND_INFO]
+    if "ndvi" in missing:
+        return "; 'ndvi' is derived from bands B4 and B8 when both are present" + _angle_hint(
+            missing
+        )
     if not bands:
         return _angle_hint(missing)
     return (
@@ -287,10 +296,21 @@ class PhysicsAccessor:
     ) -> xr.Dataset:
         """Retrieve biophysical variables with an inverse network, per pixel.
 
+        Inputs, read from the Dataset (variables or coordinates, per pixel or per date):
+
+        - ``"pretrained-s2"``: bands ``B2``…``B12`` as surface reflectance (0–1, L2A
+          scaling applied), angles ``tts``, ``tto``, ``psi`` in degrees;
+        - ``"pretrained-s1"``: ``VV``, ``VH`` as linear sigma0 (not dB), incidence
+          ``theta`` in degrees, and ``ndvi`` (or bands ``B4`` and ``B8`` to derive it).
+
+        Pixels with any NaN input (clouds, no acquisition) give NaN. Inputs in wrong
+        units (digital numbers, dB, radians, angles out of range) raise ``ValueError``
+        when the chunk is computed.
+
         Args:
-            variables: names among the network's outputs (default all), e.g. ``lai``,
-                ``cab``, ``cw``, ``cm``, ``fcover``, ``fapar``, ``ccc``, ``cwc`` for
-                ``"pretrained-s2"``; ``mv`` for ``"pretrained-s1"``.
+            variables: a name or names among the network's outputs (default all), e.g.
+                ``lai``, ``cab``, ``cw``, ``cm``, ``fcover``, ``fapar``, ``ccc``, ``cwc``
+                for ``"pretrained-s2"``; ``mv`` for ``"pretrained-s1"``.
             model: a shipped network name or an ``InverseModel`` instance.
             device: "cpu", "cuda" or None (CUDA when available).
             std: also return the predicted standard deviation as ``<name>_std``.
@@ -300,11 +320,14 @@ class PhysicsAccessor:
             same dims and chunks as the input bands; lazy on dask input.
         """
         net = _load_model(model)
+        if isinstance(variables, str):
+            variables = [variables]
         wanted = list(net.output_names) if variables is None else list(variables)
         unknown = [v for v in wanted if v not in net.output_names]
         if unknown:
             raise ValueError(
-                f"model {model!r} cannot retrieve {unknown}; it predicts {list(net.output_names)}"
+                f"model {model!r} cannot retrieve {unknown}; it predicts "
+                f"{list(net.output_names)}{_other_model_hint(getattr(net, 'name', ''), unknown)}"
             )
         ds = self._ds
         if "ndvi" in net.input_names and "ndvi" not in ds.variables and {"B4", "B8"} <= set(ds):
@@ -320,10 +343,7 @@ class PhysicsAccessor:
             attrs = dict(net.output_attrs.get(name, {}))
             out[name] = mean.isel(output=i).assign_attrs(attrs)
             if std:
-                long_name = attrs.get("long_name", name)
-                out[f"{name}_std"] = sd.isel(output=i).assign_attrs(
-                    {**attrs, "long_name": f"standard deviation of {long_name}"}
-                )
+                out[f"{name}_std"] = sd.isel(output=i).assign_attrs(std_attrs(attrs))
         return xr.Dataset(out, attrs={"retrieval_model": str(model)})
 
     def lai(self, **kwargs: Any) -> xr.DataArray:
@@ -390,6 +410,26 @@ class _SarBlock:
             res = water_cloud_backscatter(**kwargs, validate=self.validate)
         out[valid, 0], out[valid, 1] = res.vv.cpu().numpy(), res.vh.cpu().numpy()
         return (out.reshape(*x.shape[:-1], 2),)
+
+
+def std_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """CF attrs of the standard deviation of a quantity with ``attrs``: same units, no
+    valid range (that of the mean does not bound its spread)."""
+    out = {k: v for k, v in attrs.items() if k not in ("valid_min", "valid_max", "valid_range")}
+    long_name = attrs.get("long_name", "")
+    return {**out, "long_name": f"standard deviation of {long_name}".strip()}
+
+
+def _other_model_hint(current: str, unknown: list[str]) -> str:
+    """Hint naming another shipped network that predicts ``unknown`` (or "")."""
+    from xr_physcube.inverse.train import NETWORKS
+
+    names = [
+        f"pretrained-{name}"
+        for name, spec in NETWORKS.items()
+        if f"pretrained-{name}" != current and set(unknown) <= set(spec.outputs)
+    ]
+    return f"; use model={names[0]!r}" if names else ""
 
 
 def _load_model(model: str | torch.nn.Module) -> torch.nn.Module:

@@ -219,7 +219,7 @@ def simulate_for(
 
 
 def network_spec(name: str) -> NetworkSpec:
-    key = ALIASES.get(name, name)
+    key = ALIASES.get(name.lower(), name.lower())  # "S2", "Pretrained-S2" are fine
     if key not in NETWORKS:
         known = sorted(NETWORKS) + sorted(ALIASES)
         raise ValueError(f"unknown network {name!r}; known: {known}")
@@ -295,7 +295,8 @@ def load_pretrained(name: str = "s2") -> InverseModel:
     path = WEIGHTS_DIR / f"{spec.name}.pt"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} is missing; rebuild it with `xr-physcube train-inverse {spec.name}`"
+            f"{path} is missing; rebuild it with "
+            f"`xr-physcube train-inverse {spec.name} --replace-shipped`"
         )
     model = InverseModel.load(path)
     model.name = f"pretrained-{spec.name}"

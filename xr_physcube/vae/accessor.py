@@ -15,7 +15,15 @@ import numpy as np
 import torch
 import xarray as xr
 
-from xr_physcube.accessors import DEFAULT_BATCH, _blockwise, _gather, _require, resolve_device
+from xr_physcube.accessors import (
+    DEFAULT_BATCH,
+    _blockwise,
+    _gather,
+    _require,
+    resolve_device,
+    std_attrs,
+)
+from xr_physcube.sensors.checks import check_observations
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
 from xr_physcube.vae.losses import SafyConsistency
@@ -46,6 +54,7 @@ class _EncodeBlock:
         self.model, self.device, self.batch, self.temporal = model, device, batch, temporal
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_observations(x, (*INPUT_NAMES, "doy") if self.temporal else INPUT_NAMES)
         n_lat = len(self.model.latent_names)
         device = resolve_device(self.device)
         model = self.model.to(device).eval()
@@ -239,7 +248,7 @@ class VAEAccessor:
                 {**attrs, "long_name": f"posterior mean of {attrs['long_name']}"}
             )
             out[f"{name}_std"] = std.isel(latent=i).assign_attrs(
-                {**attrs, "long_name": f"posterior standard deviation of {attrs['long_name']}"}
+                std_attrs({**attrs, "long_name": f"posterior {attrs['long_name']}"})
             )
         result = xr.Dataset(
             out, attrs={"vae_model": "PhysVAE " + ("temporal" if temporal else "pixel")}
@@ -266,6 +275,7 @@ class VAEAccessor:
             dask="parallelized",
             output_dtypes=[np.float32] * 2,
             dask_gufunc_kwargs={"output_sizes": {"latent": n_lat}},
+            keep_attrs="drop",
         )
         return mean.transpose(*dims, "latent"), std.transpose(*dims, "latent")
 

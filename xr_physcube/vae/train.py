@@ -24,6 +24,7 @@ import xarray as xr
 
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.models.sar import water_cloud_backscatter
+from xr_physcube.sensors.checks import check_observations
 from xr_physcube.sensors.sentinel2 import BANDS, SCL_INVALID, Sentinel2Bands
 from xr_physcube.vae.losses import (
     SafyConsistency,
@@ -284,6 +285,12 @@ def prepare_cube(ds: xr.Dataset) -> xr.Dataset:
         )
     has_s2 = any(b in ds.data_vars for b in BANDS)
     if has_s2:
+        missing_bands = [b for b in BANDS if b not in ds.data_vars]
+        if missing_bands:
+            raise ValueError(
+                f"the VAE needs all Sentinel-2 bands {list(BANDS)} (or none, for an S1-only "
+                f"cube); missing {missing_bands}"
+            )
         missing_angles = [a for a in ("tts", "tto", "psi") if a not in ds.variables]
         if missing_angles:
             raise ValueError(
@@ -316,8 +323,8 @@ class CubeSampler:
 
         self.temporal = temporal
         self.ds = prepare_cube(ds)
-        names = list(INPUT_NAMES) + (["doy"] if temporal else [])
-        arrays = _gather(self.ds, names)
+        self.names = [*INPUT_NAMES, *(["doy"] if temporal else [])]
+        arrays = _gather(self.ds, self.names)
         self.stacked = xr.concat(arrays, dim="_var").transpose(..., "_var")
         if temporal and "time" not in self.stacked.dims:
             raise ValueError("a temporal VAE needs a 'time' dimension")
@@ -337,7 +344,9 @@ class CubeSampler:
         arr = self.stacked.isel(block)
         if self.temporal:
             arr = arr.transpose(..., "time", "_var")
-        x = torch.as_tensor(np.asarray(arr.values, dtype=np.float32))
+        values = np.asarray(arr.values, dtype=np.float32)
+        check_observations(values, self.names)
+        x = torch.as_tensor(values)
         if self.temporal:
             x = x.reshape(-1, *x.shape[-2:])
             keep = torch.isfinite(x[..., : len(BANDS) + 2]).any(-1).any(-1)
