@@ -153,3 +153,42 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="emergence_width"):
         safy(t, r, emergence_width=0.0)
     safy(t, r, elue=20.0, validate=False)  # opt-out
+
+
+def test_shipped_climate_arrays_are_writable_copies():
+    import warnings
+
+    from xr_physcube.models.safy import shipped_climate
+
+    c = shipped_climate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "non-writable array" would be a UserWarning
+        torch.as_tensor(c.temperature)
+    assert all(a.flags.writeable for a in c)
+    c.temperature[0] += 100.0  # a copy: the next call is unaffected
+    assert shipped_climate().temperature[0] + 100.0 == c.temperature[0]
+    # Day of year starts at 1, the emergence index d0 at 0 (see the d0 docs).
+    _, temp, _ = _climate()
+    assert c.doy[0] == 1.0 and len(c.doy) == len(temp)
+
+
+def test_emergence_index_past_the_series_end_is_an_error():
+    _, temp, rg = _climate()
+    t, r = torch.tensor(temp[:100]), torch.tensor(rg[:100])
+    with pytest.raises(ValueError, match=r"'d0'.*0-based index.*\(100, i.e. at most 99\)"):
+        safy(t, r, d0=torch.tensor([10.0, 100.0]))
+    with pytest.raises(ValueError, match="'d0'"):
+        Safy()(t, r, SafyParameters(d0=150.0))
+    # d0 = 99 (last day) emerges on the last day: GLAI there is the initial Ms0 * SLA.
+    last = safy(t, r, d0=99.0, emergence_width=1e-3).glai
+    assert last[-1].item() == pytest.approx(4.2 * 0.024, rel=1e-6) and last[-2].item() < 1e-9
+    out = safy(t, r, d0=150.0, validate=False)  # opt-out: the crop never (visibly) emerges
+    assert float(out.glai.abs().max()) < 1e-30
+
+
+def test_docs_say_d0_is_a_series_index_not_a_day_of_year():
+    from xr_physcube.models.safy import D0
+
+    for doc in (safy.__doc__, SafyParameters.__doc__, D0.long_name, Safy.forward.__doc__):
+        text = " ".join(doc.split()).replace("NOT", "not")
+        assert "0-based index" in text and "not a day of year" in text

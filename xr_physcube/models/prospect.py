@@ -111,6 +111,19 @@ class Prospect(nn.Module):
         return f"version={self.version!r}, validate={self.validate}"
 
     def forward(self, params: LeafParameters) -> LeafOptics:
+        """Leaf reflectance and transmittance for a batch of leaves.
+
+        Args:
+            params: :class:`LeafParameters` (``N`` layers; ``cab``, ``car``, ``anth`` in
+                µg/cm²; ``cbrown`` arbitrary units; ``cw`` cm; ``cm`` g/cm²; ranges in
+                ``help(LeafParameters)``), floats, arrays or tensors of broadcastable
+                shapes. ``ValueError`` on NaN / out-of-range values unless the module was
+                built with ``validate=False``.
+
+        Returns:
+            :class:`LeafOptics` (reflectance, transmittance), each (*batch, 2101) on
+            400–2500 nm, dimensionless in [0, 1]; dtype/device follow the inputs.
+        """
         return self.run(params, self.validate)
 
     def run(self, params: LeafParameters, validate: bool) -> LeafOptics:

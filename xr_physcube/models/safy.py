@@ -47,6 +47,7 @@ from xr_physcube.parameters import (
     TensorLike,
     TensorParameters,
     as_tensors,
+    infer_dtype_device,
     spec_field,
 )
 
@@ -68,8 +69,17 @@ from xr_physcube.parameters import (
 #   (data/safy_maize_climate.csv) gives a typical irrigated-maize season (GLAI peak ~5 in
 #   late July, dry biomass ~2.4 kg/m2); calibrate them per field.
 D0 = ParameterSpec(
-    "d0", "day of plant emergence (index into the daily series)", "day", 0.0, 366.0, 125.0
+    "d0",
+    "plant emergence day, a 0-based index into the daily forcing series (not a day of year)",
+    "day",
+    0.0,
+    366.0,
+    125.0,
 )
+"""Emergence: ``d0 = 0`` is the first day of the forcing series, ``d0 = n`` its (n+1)-th
+day, whatever calendar day that is; must be < the series length. With the shipped
+climate (:func:`shipped_climate`, day of year 1–365) ``d0 = doy − 1``: the default 125
+is day of year 126 (6 May)."""
 MS0 = ParameterSpec("ms0", "dry aboveground mass at emergence", "g m-2", 0.1, 50.0, 4.2)
 ELUE = ParameterSpec("elue", "effective light-use efficiency", "g MJ-1", 0.1, 8.0, 3.0)
 SLA = ParameterSpec("sla", "specific leaf area of green leaves", "m2 g-1", 0.005, 0.06, 0.024)
@@ -105,7 +115,11 @@ def _check_fast(spec: ParameterSpec, value: TensorLike, context: str) -> None:
 
 @dataclass
 class SafyParameters(TensorParameters):
-    """SAFY crop parameters (any broadcastable batch shape). Defaults: grain maize."""
+    """SAFY crop parameters (any broadcastable batch shape). Defaults: grain maize.
+
+    ``d0`` is the emergence day counted from 0 at the first day of the forcing series
+    (not a day of year; see :data:`D0`).
+    """
 
     d0: torch.Tensor | float = spec_field(D0)
     ms0: torch.Tensor | float = spec_field(MS0)
@@ -147,9 +161,14 @@ class Climate(NamedTuple):
 
 def shipped_climate() -> Climate:
     """The synthetic daily climate shipped for maize near Toulouse (one year, DOY 1–365;
-    ``data/safy_maize_climate.csv``, recipe in its header). Read-only arrays."""
+    ``data/safy_maize_climate.csv``, recipe in its header), as fresh writable float64
+    arrays (safe for ``torch.as_tensor`` / ``torch.from_numpy`` and in-place edits).
+
+    Row ``i`` is day of year ``doy[i] = i + 1``, so SAFY's ``d0`` (a 0-based index into
+    the series) is ``doy − 1`` for this climate.
+    """
     c = read_table("xr_physcube.models", "safy_maize_climate.csv")
-    return Climate(c["doy"], c["t_mean_c"], c["rg_mj_m2_day"])
+    return Climate(*(np.array(c[k]) for k in ("doy", "t_mean_c", "rg_mj_m2_day")))
 
 
 class SafyOutput(NamedTuple):
@@ -191,13 +210,19 @@ def safy(
         radiation: daily global radiation, MJ m⁻² day⁻¹, shape (..., n_days).
         params: :class:`SafyParameters` (batch shape broadcastable with ``...``), or
             its fields as keywords; missing fields take the maize defaults.
-            ``d0`` is the emergence day as an index into the series (0 = first day).
+            ``d0`` (days) is the emergence day as a 0-based index into the forcing
+            series: 0 = the first day given, ``n_days − 1`` = the last; it is NOT a day
+            of year (with a series starting on 1 January, d0 = day of year − 1).
+            Fractional values shift the smooth emergence step.
         emergence_width: width (days) of the smooth emergence step; > 0.
-        validate: raise ``ValueError`` on NaN / out-of-range inputs or bad shapes.
+        validate: raise ``ValueError`` on NaN / out-of-range inputs, bad shapes, or
+            ``d0 >= n_days`` (emergence after the series ends: the crop would never
+            emerge and GLAI would be 0 throughout).
 
     Returns:
         :class:`SafyOutput` with tensors of shape (..., n_days); dtype/device follow
-        the inputs (the first floating tensor among forcings and parameters).
+        the inputs (:func:`~xr_physcube.parameters.infer_dtype_device` of forcings and
+        parameters: the first floating tensor, else the first floating NumPy array).
     """
     if params is None:
         params = SafyParameters(**kwargs)
@@ -210,12 +235,7 @@ def safy(
         params.validate("SAFY")
         _check_fast(TEMPERATURE, temperature, "SAFY")
         _check_fast(RADIATION, radiation, "SAFY")
-    everything = [temperature, radiation, *values.values()]
-    first = next(
-        (v for v in everything if isinstance(v, torch.Tensor) and v.is_floating_point()), None
-    )
-    dtype = first.dtype if first is not None else torch.get_default_dtype()
-    device = first.device if first is not None else torch.device("cpu")
+    dtype, device = infer_dtype_device([temperature, radiation, *values.values()])
     temp = torch.as_tensor(temperature, dtype=dtype, device=device)
     rad = torch.as_tensor(radiation, dtype=dtype, device=device)
     if temp.ndim == 0 or rad.ndim == 0 or temp.shape[-1] != rad.shape[-1]:
@@ -234,10 +254,21 @@ def safy(
             f"parameters { ({k: tuple(v.shape) for k, v in p.items()}) }"
         ) from err
     n_days = temp.shape[-1]
+    if validate:
+        _check_emergence_in_series(p["d0"], n_days)
     temp = temp.expand(*batch, n_days)
     rad = rad.expand(*batch, n_days)
     p = {k: v.expand(batch) for k, v in p.items()}
     return _run(temp, rad, p, emergence_width, dtype, device)
+
+
+def _check_emergence_in_series(d0: torch.Tensor, n_days: int) -> None:
+    if d0.numel() and float(d0.detach().max()) >= n_days:
+        raise ValueError(
+            f"SAFY: parameter 'd0' (emergence day, a 0-based index into the forcing series, "
+            f"not a day of year) must be < the number of days given ({n_days}, i.e. at most "
+            f"{n_days - 1}); got up to {float(d0.detach().max()):g}"
+        )
 
 
 def _run(temp, rad, p, width: float, dtype, device) -> SafyOutput:
@@ -306,6 +337,18 @@ class Safy(nn.Module):
     def forward(
         self, temperature: TensorLike, radiation: TensorLike, params: SafyParameters | None = None
     ) -> SafyOutput:
+        """Run SAFY over daily forcings (see :func:`safy`).
+
+        Args:
+            temperature: daily mean air temperature, °C, shape (..., n_days).
+            radiation: daily global radiation, MJ m⁻² day⁻¹, shape (..., n_days).
+            params: :class:`SafyParameters` (default: the maize defaults); ``d0`` is a
+                0-based index into the series, not a day of year.
+
+        Returns:
+            :class:`SafyOutput` (glai m²/m², biomass g/m², yield_ g/m², smt °C·day),
+            each of shape (..., n_days).
+        """
         return safy(
             temperature,
             radiation,
