@@ -437,6 +437,19 @@ def test_temporal_fit_with_smoothness_runs_on_cube(scene):
     assert model.config.temporal
 
 
+def test_fit_max_steps_means_steps_not_a_cap_on_one_pass(scene):
+    ds = scene.cube
+    n_rows = ds.B4.size  # pixel-dates
+    batch = 256
+    steps_per_pass = -(-n_rows // batch)  # upper bound: rows with no observation are skipped
+    ds.vae.fit(PhysVAE(hidden=32), max_steps=steps_per_pass + 3, batch_size=batch,
+               progress=False)  # fmt: skip
+    assert len(ds.vae.history) == steps_per_pass + 3  # more than one pass over the cube
+    ds.vae.fit(PhysVAE(hidden=32), epochs=1, max_steps=10 * steps_per_pass, batch_size=batch,
+               progress=False)  # fmt: skip
+    assert 0 < len(ds.vae.history) <= steps_per_pass  # epochs given: it bounds the passes
+
+
 @pytest.mark.parametrize("name", ["pixel", "pixel_hybrid", "temporal", "temporal_hybrid"])
 def test_pretrain_recipe_runs_and_is_reproducible(tmp_path, name):
     from xr_physcube.vae.train import pretrain

@@ -151,7 +151,7 @@ class VAEAccessor:
         self,
         model: PhysVAE | str | Path | None = None,
         *,
-        epochs: int = 1,
+        epochs: int | None = None,
         max_steps: int | None = None,
         batch_size: int = 512,
         lr: float = 5e-4,
@@ -173,7 +173,9 @@ class VAEAccessor:
         shipped default for this cube (``temporal_hybrid`` with ≥ 2 dates, else
         ``pixel_hybrid``; :func:`~xr_physcube.vae.model.default_model_name`). The trained
         model is kept on the accessor for ``encode``/``save`` and returned; the loss of
-        every step is in ``ds.vae.history``.
+        every step is in ``ds.vae.history``. ``max_steps`` optimiser steps of
+        ``batch_size`` pixels (or series), over as many passes of the cube as needed;
+        ``epochs``: passes instead (one pass if neither is given).
 
         ``anchor``: simulations with known truth mixed into every step (``anchor_weight``
         × their supervised NLL, see :func:`xr_physcube.vae.train.fit`); an ``int`` draws

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,7 +445,7 @@ def fit(
     model: PhysVAE,
     data: SimulatedPixels | CubeSampler,
     *,
-    epochs: int = 1,
+    epochs: int | None = None,
     max_steps: int | None = None,
     batch_size: int = 512,
     lr: float = 1e-3,
@@ -461,6 +462,9 @@ def fit(
     checkpoint: str | Path | None = None,
 ) -> list[float]:
     """Train ``model`` in place; returns the loss of every step.
+
+    Runs ``epochs`` passes over ``data``, stopping early after ``max_steps`` steps;
+    ``epochs=None``: as many passes as ``max_steps`` needs, or one pass without it.
 
     Loss = NLL + ``kl_weight`` KL + ``smooth_weight`` smoothness (temporal models, in
     (m²/m²/day)² × 1e4) + ``supervised_weight`` × NLL of the true latents (simulations
@@ -492,7 +496,9 @@ def fit(
 
         bar = tqdm(total=max_steps, desc="vae.fit", unit="step")
     step = 0
-    for _ in range(epochs):
+    n_epochs = epochs if epochs is not None else (1 if max_steps is None else sys.maxsize)
+    for _ in range(n_epochs):
+        epoch_start = step
         for obs, angles, doy, truth in data.batches(batch_size, gen):
             obs, angles = obs.to(dev), angles.to(dev)
             doy = doy.to(dev) if doy is not None else None
@@ -525,8 +531,8 @@ def fit(
                 break
         if checkpoint is not None:
             model.save(checkpoint, steps=step)
-        if max_steps is not None and step >= max_steps:
-            break
+        if (max_steps is not None and step >= max_steps) or step == epoch_start:
+            break  # done, or no data to train on
     if bar is not None:
         bar.close()
     model.eval()
