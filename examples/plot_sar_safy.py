@@ -52,7 +52,7 @@ def main() -> None:
         ax.plot(mv, du.vv, color="tab:red", ls=ls, label=f"Dubois 1995, s={hrms:g} cm")
         ax.plot(mv, ie.vv, color="tab:purple", ls=ls, label=f"IEM (exp., L=5 cm), s={hrms:g} cm")
     ax.set(xlabel="soil moisture mv (m³/m³)", ylabel="bare-soil σ⁰ VV (dB)",
-           title=f"Bare soil VV at C band, θ={theta:g}° (loam, Hallikainen ε)")  # fmt: skip
+           title=f"Bare soil VV, θ={theta:g}° (Dubois, IEM: loam, Hallikainen ε)")  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=1)
 
