@@ -111,6 +111,35 @@ def test_simulate_s1_matches_the_radar_model():
     assert np.allclose(out.VH.values, direct.vh.numpy(), rtol=1e-5)
 
 
+def test_simulate_s1_with_ndvi_descriptor_dubois_and_texture():
+    rng = np.random.default_rng(2)
+    shape = (3, 4)
+    ds = xr.Dataset(
+        {
+            "mv": (("y", "x"), rng.uniform(0.05, 0.3, shape)),
+            "hrms": (("y", "x"), rng.uniform(0.5, 2.0, shape)),
+            "ndvi": (("y", "x"), rng.uniform(0.1, 0.9, shape)),
+            "sand": (("y", "x"), rng.uniform(0.1, 0.5, shape)),
+            "clay": (("y", "x"), rng.uniform(0.1, 0.4, shape)),
+        },
+        coords={"theta": 39.0},
+    )
+    out = ds.chunk({"y": 2}).physics.simulate("S1", soil_model="Dubois", dielectric="dobson")
+    t = {k: torch.tensor(ds[k].values) for k in ("mv", "hrms", "ndvi", "sand", "clay")}
+    direct = water_cloud_backscatter(**t, theta=39.0, soil_model="dubois", dielectric="dobson")
+    assert np.allclose(out.VV.values, direct.vv.numpy(), rtol=1e-5)
+    assert np.allclose(out.VH.values, direct.vh.numpy(), rtol=1e-5)
+    assert "ndvi" in out.VV.attrs["source"] and "dubois" in out.VV.attrs["source"]
+    # texture matters for Dubois: the accessor passed it through
+    loam = water_cloud_backscatter(**{**t, "sand": 0.4, "clay": 0.2}, theta=39.0,
+                                   soil_model="dubois", dielectric="dobson")  # fmt: skip
+    assert not np.allclose(out.VV.values, loam.vv.numpy(), rtol=1e-3)
+    with pytest.raises(ValueError, match="descriptor is 'lai' or 'ndvi'"):
+        ds.drop_vars("ndvi").physics.simulate("S1")
+    with pytest.raises(ValueError, match="soil_model must be one of"):
+        ds.physics.simulate("S1", soil_model="iem")
+
+
 def test_ndvi_and_wrong_dims():
     scene = demo_scene(size=16, seed=3)
     ndvi = scene.cube.physics.ndvi().compute()

@@ -182,6 +182,10 @@ def _angle_hint(missing: list[str]) -> str:
     return f"; no sun/view angles {angles}: {ANGLE_HINT}" if angles else ""
 
 
+def _descriptor_hint(missing: list[str]) -> str:
+    return "; the vegetation descriptor is 'lai' or 'ndvi'" if "lai" in missing else ""
+
+
 def _band_hint(missing: list[str]) -> str:
     bands = [m for m in missing if m in BAND_INFO]
     if "ndvi" in missing:
@@ -220,6 +224,8 @@ class PhysicsAccessor:
         device: str | torch.device | None = None,
         validate: bool = True,
         batch_size: int = 65_536,
+        soil_model: str = "oh",
+        dielectric: str = "hallikainen",
     ) -> xr.Dataset:
         """Run a forward model on a cube of physical parameters.
 
@@ -227,14 +233,18 @@ class PhysicsAccessor:
         :data:`~xr_physcube.models.prosail.PROSAIL_PARAMETERS` (``lai``, ``cab``, ...,
         angles ``tts``/``tto``/``psi``); absent leaf/canopy variables take their
         defaults, absent angles raise. Returns the 10 Sentinel-2 land bands
-        (reflectance). ``sensor="S1"``: Water Cloud Model from ``mv``, ``hrms``,
-        ``theta`` and ``lai``; returns ``VV``, ``VH`` (linear sigma0).
+        (reflectance). ``sensor="S1"``: Water Cloud Model
+        (:func:`~xr_physcube.models.sar.water_cloud_backscatter`) from ``mv`` (m³/m³),
+        ``hrms`` (cm), incidence ``theta`` (degrees) and the vegetation descriptor
+        ``lai`` (or ``ndvi`` when there is no ``lai``), with ``sand``/``clay``
+        fractions when present (used by ``soil_model="dubois"`` through the
+        ``dielectric`` model); returns ``VV``, ``VH`` (linear sigma0).
         Out-of-range parameters raise ``ValueError`` (when the chunk is computed);
         NaN pixels give NaN.
         """
         sensor = sensor.upper()
         if sensor == "S1":
-            return self._simulate_s1(device=device, validate=validate)
+            return self._simulate_s1(device, validate, soil_model, dielectric)
         if sensor != "S2":
             raise ValueError(f"sensor must be 'S2' or 'S1'; got {sensor!r}")
         ds = self._ds
@@ -268,13 +278,21 @@ class PhysicsAccessor:
         )
         return out.assign_attrs(source=f"PROSAIL-{version} ({lidf_type} LIDF), {satellite} SRF")
 
-    def _simulate_s1(self, device, validate) -> xr.Dataset:
-        names = ["mv", "hrms", "theta", "lai"]
-        _require(self._ds, names, "simulate(sensor='S1')")
-        inputs = _gather(self._ds, names)
-        block = _SarBlock(names, device, validate)
+    def _simulate_s1(self, device, validate, soil_model: str, dielectric: str) -> xr.Dataset:
+        from xr_physcube.models.dielectric import check_dielectric_model
+        from xr_physcube.models.sar import check_soil_model
+
+        soil_model, dielectric = check_soil_model(soil_model), check_dielectric_model(dielectric)
+        ds = self._ds
+        descriptor = "ndvi" if "lai" not in ds.variables and "ndvi" in ds.variables else "lai"
+        texture = [n for n in ("sand", "clay") if n in ds.variables]
+        names = ["mv", "hrms", "theta", descriptor, *texture]
+        _require(ds, names, "simulate(sensor='S1')", _descriptor_hint)
+        inputs = _gather(ds, names)
+        block = _SarBlock(names, device, validate, soil_model=soil_model, dielectric=dielectric)
         (sigma,) = _blockwise(block, inputs, 2, "polarisation", 1)
-        attrs = {"units": "1", "source": "Water Cloud Model over Oh (xr_physcube.models.sar)"}
+        source = f"Water Cloud Model ({descriptor}) over {soil_model} (xr_physcube.models.sar)"
+        attrs = {"units": "1", "source": source}
         return xr.Dataset(
             {
                 p: sigma.isel(polarisation=i).assign_attrs(
@@ -393,10 +411,10 @@ class _DefaultsBlock:
 
 
 class _SarBlock:
-    """(..., [mv, hrms, theta, lai]) -> (..., [VV, VH]) linear sigma0."""
+    """(..., [mv, hrms, theta, lai | ndvi, (sand, clay)]) -> (..., [VV, VH]) linear sigma0."""
 
-    def __init__(self, names, device, validate):
-        self.names, self.device, self.validate = names, device, validate
+    def __init__(self, names, device, validate, **options: str):
+        self.names, self.device, self.validate, self.options = names, device, validate, options
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray]:
         from xr_physcube.models.sar import water_cloud_backscatter
@@ -407,7 +425,7 @@ class _SarBlock:
         t = torch.as_tensor(flat[valid], device=resolve_device(self.device))
         kwargs = dict(zip(self.names, t.unbind(-1), strict=True))
         with torch.no_grad():
-            res = water_cloud_backscatter(**kwargs, validate=self.validate)
+            res = water_cloud_backscatter(**kwargs, **self.options, validate=self.validate)
         out[valid, 0], out[valid, 1] = res.vv.cpu().numpy(), res.vh.cpu().numpy()
         return (out.reshape(*x.shape[:-1], 2),)
 

@@ -204,7 +204,7 @@ def _check_descriptor(descriptor: str) -> Descriptor:
     return descriptor  # type: ignore[return-value]
 
 
-def _check_soil_model(soil_model: str) -> SoilModel:
+def check_soil_model(soil_model: str) -> SoilModel:
     """``soil_model`` in lower case if it is one of :data:`SOIL_MODELS` (case-insensitive)."""
     key = soil_model.lower() if isinstance(soil_model, str) else soil_model
     if key not in SOIL_MODELS:
@@ -308,7 +308,7 @@ def bare_soil_backscatter(
         validate: raise ``ValueError`` on NaN or out-of-range inputs.
     """
     soil = _soil_from(soil, kwargs)
-    soil_model = _check_soil_model(soil_model)
+    soil_model = check_soil_model(soil_model)
     dielectric = check_dielectric_model(dielectric)
     values = soil.as_dict()
     if validate:
@@ -399,7 +399,7 @@ def water_cloud_backscatter(
         raise ValueError("give exactly one vegetation descriptor: lai=... or ndvi=...")
     descriptor: Descriptor = "lai" if lai is not None else "ndvi"
     value = lai if lai is not None else ndvi
-    soil_model = _check_soil_model(soil_model)
+    soil_model = check_soil_model(soil_model)
     dielectric = check_dielectric_model(dielectric)
     coefficients = coefficients or WcmCoefficients.published(descriptor)
     soil = SoilParameters(mv=mv, hrms=hrms, theta=theta, sand=sand, clay=clay)
@@ -527,7 +527,7 @@ class WaterCloud(nn.Module):
         compile: bool = False,
     ):
         super().__init__()
-        self.soil_model = _check_soil_model(soil_model)
+        self.soil_model = check_soil_model(soil_model)
         if compile and self.soil_model != "oh":
             raise ValueError("compile=True is only available with soil_model='oh'")
         self.compile = compile
