@@ -1,6 +1,10 @@
-"""Command line: ``xr-physcube demo`` (the main job on the embedded cube) and retraining.
+"""Command line: ``xr-physcube demo`` (the main job on the embedded cube), ``retrieve``
+(a batch job on a tile from a STAC API) and retraining.
 
 xr-physcube demo [--out xr_physcube_demo] [--workers 0]
+xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
+    [--method inverse | vae] [--bounds MINX MINY MAXX MAXY --epsg N] [--no-s1]
+    [--workers N | --scheduler tcp://host:8786]
 xr-physcube train-inverse s2 [--samples 300000] [--seed 0] [--out ./s2.pt | --replace-shipped]
 """
 
@@ -86,6 +90,103 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+S2_PRODUCTS = ("lai", "fcover", "fapar", "ccc", "cwc")
+"""What ``xr-physcube retrieve --method inverse`` computes from Sentinel-2 by default."""
+
+
+def _load_tile(args: argparse.Namespace):
+    """The S2 (+ S1) cube of the job, lazy."""
+    from xr_physcube.io.stac import load_cube, load_s2
+
+    s2_kwargs = dict(
+        bounds=args.bounds,
+        epsg=args.epsg,
+        resolution=args.resolution,
+        chunks=args.chunk,
+        max_cloud_cover=args.max_cloud_cover,
+        sign=args.sign,
+    )
+    if args.no_s1:
+        return load_s2(args.url, args.bbox, args.time, collection=args.s2_collection, **s2_kwargs)
+    return load_cube(
+        args.url,
+        args.bbox,
+        args.time,
+        s2_collection=args.s2_collection,
+        s1_collection=args.s1_collection,
+        **s2_kwargs,
+    )
+
+
+def _retrieval(cube, args: argparse.Namespace):
+    """The lazy products of the job: inverse networks, or the VAE's posterior."""
+    import xarray as xr
+
+    if args.method == "vae":
+        return cube.vae.encode(args.vae_model)
+    products = [cube.physics.retrieve(list(args.variables), model="pretrained-s2")]
+    if not args.no_s1:
+        products.append(cube.physics.retrieve(["mv"], model="pretrained-s1"))
+    return xr.merge(products)
+
+
+def _write(result, store: Path, args: argparse.Namespace) -> None:
+    """Compute ``result`` chunk by chunk into ``store``: threads, a LocalCluster or a
+    running dask scheduler, with a progress bar."""
+    if args.scheduler or args.workers:
+        from dask.distributed import Client, LocalCluster, progress
+
+        cluster = None
+        if args.scheduler:
+            client = Client(args.scheduler)
+        else:
+            cluster = LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+            )
+            client = Client(cluster)
+        try:
+            print(f"dask cluster: {client.dashboard_link or client.scheduler.address}")
+            job = result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT, compute=False)
+            future = client.compute(job)
+            progress(future)
+            future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    import numpy as np
+    import xarray as xr
+
+    import xr_physcube  # noqa: F401  (registers .physics and .vae)
+
+    cube = _load_tile(args)
+    print(cube)
+    result = _retrieval(cube, args)
+    store = Path(args.out)
+    print(f"{args.method}: {len(result.__dask_graph__())} tasks -> {store}")
+    start = time.perf_counter()
+    _write(result, store, args)
+    elapsed = time.perf_counter() - start
+    n_pix = int(np.prod([cube.sizes[d] for d in ("time", "y", "x")]))
+    print(f"done in {elapsed:.1f} s ({n_pix / elapsed:,.0f} pixel-dates/s)")
+    written = xr.open_zarr(store)
+    for name in (v for v in written.data_vars if not v.endswith("_std")):
+        values = written[name].values
+        valid = np.isfinite(values)
+        mean = float(values[valid].mean()) if valid.any() else float("nan")
+        units = written[name].attrs.get("units", "")
+        print(f"  {name:7s} mean {mean:9.4g} {units:8s} (valid {valid.mean():.0%})")
+    return 0
+
+
 def train_out_path(args: argparse.Namespace) -> Path:
     """Where ``train-inverse`` writes: ``--out``, the shipped file with ``--replace-shipped``,
     else ``./<name>.pt`` in the current directory (the shipped weights stay untouched)."""
@@ -118,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=0, help="run on a dask LocalCluster with N workers"
     )
     demo.set_defaults(func=_demo)
+    _add_retrieve_parser(sub)
     train = sub.add_parser("train-inverse", help="retrain a shipped inverse network")
     train.add_argument("name", choices=["s2", "s1"])
     train.add_argument("--samples", type=int, default=None, help="simulations (default: shipped)")
@@ -134,6 +236,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=_train_inverse)
     return parser
+
+
+def _add_retrieve_parser(sub) -> None:
+    job = sub.add_parser(
+        "retrieve",
+        help="load a Sentinel-2 (+ Sentinel-1) tile from a STAC API, retrieve, write zarr",
+        description="Batch job on one tile: load_cube (or load_s2 with --no-s1) from a STAC "
+        "API, then physics.retrieve (or vae.encode with --method vae) chunk by chunk into "
+        "a Zarr store.",
+    )
+    job.add_argument("url", help="STAC API URL, e.g. https://earth-search.aws.element84.com/v1")
+    job.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        required=True,
+        metavar=("W", "S", "E", "N"),
+        help="search area, degrees (WGS84)",
+    )
+    job.add_argument("--time", required=True, help="START/END, e.g. 2024-04-01/2024-07-31")
+    job.add_argument("--out", required=True, help="Zarr store to write (overwritten)")
+    job.add_argument(
+        "--method",
+        choices=("inverse", "vae"),
+        default="inverse",
+        help="inverse networks (default) or the physics-constrained VAE",
+    )
+    job.add_argument(
+        "--variables",
+        nargs="+",
+        default=list(S2_PRODUCTS),
+        metavar="NAME",
+        help=f"S2 products for --method inverse (default: {' '.join(S2_PRODUCTS)}); "
+        "soil moisture mv is added from S1 unless --no-s1",
+    )
+    job.add_argument(
+        "--vae-model",
+        default=None,
+        help="VAE checkpoint or shipped name (default: by number of dates)",
+    )
+    job.add_argument("--no-s1", action="store_true", help="Sentinel-2 only")
+    job.add_argument(
+        "--bounds",
+        type=float,
+        nargs=4,
+        default=None,
+        metavar=("MINX", "MINY", "MAXX", "MAXY"),
+        help="output extent in the output CRS (default: the bbox)",
+    )
+    job.add_argument("--epsg", type=int, default=None, help="output CRS (default: the items')")
+    job.add_argument("--resolution", type=float, default=10.0, help="pixel size, m")
+    job.add_argument("--chunk", type=int, default=1024, help="dask chunk size (pixels)")
+    job.add_argument("--max-cloud-cover", type=float, default=None, help="drop items above, %%")
+    job.add_argument("--s2-collection", default="sentinel-2-l2a")
+    job.add_argument("--s1-collection", default="sentinel-1-rtc")
+    job.add_argument(
+        "--sign",
+        default=None,
+        choices=("planetary_computer",),
+        help="sign asset URLs (Planetary Computer; optional dependency)",
+    )
+    where = job.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, default=0, help="run on a dask LocalCluster with N worker processes"
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler, e.g. tcp://10.0.0.1:8786",
+    )
+    job.set_defaults(func=_retrieve)
 
 
 def main(argv: list[str] | None = None) -> int:
