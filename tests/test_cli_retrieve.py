@@ -68,6 +68,21 @@ def test_retrieve_job_with_the_vae_on_a_local_cluster(stac_api_url, tmp_path):
     np.testing.assert_array_equal(np.isfinite(written.lai.values), observed)
 
 
+def test_retrieve_job_on_a_running_scheduler(stac_api_url, tmp_path, capsys):
+    from distributed import LocalCluster
+
+    out = tmp_path / "lai.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        args = _args(stac_api_url, out, "--no-s1", "--variables", "lai",
+                     "--scheduler", cluster.scheduler_address)  # fmt: skip
+        assert main(args) == 0
+        assert cluster.scheduler_address in capsys.readouterr().out
+    written = xr.open_zarr(out).load()
+    assert set(written.data_vars) == {"lai", "lai_std"}
+    cube = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16).compute()
+    np.testing.assert_allclose(written.lai, cube.physics.retrieve("lai").lai, rtol=1e-5)
+
+
 def test_retrieve_job_arguments_are_checked():
     with pytest.raises(SystemExit):
         main(["retrieve", "http://127.0.0.1:1", "--time", TIME, "--out", "x.zarr"])  # no bbox

@@ -145,7 +145,7 @@ def _write(result, store: Path, args: argparse.Namespace) -> None:
             )
             client = Client(cluster)
         try:
-            print(f"dask cluster: {client.dashboard_link or client.scheduler.address}")
+            print(f"dask scheduler {client.scheduler.address} (dashboard {client.dashboard_link})")
             job = result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT, compute=False)
             future = client.compute(job)
             progress(future)
