@@ -107,6 +107,9 @@ WCM_COEFFICIENTS: dict[str, dict[str, float]] = {
     # which cites the paper but ships no NDVI coefficients) found neither paper's
     # coefficient table, so A/B could not be checked against Baghdadi et al. (2017);
     # they are kept unchanged because the shipped S1 inverse network was trained on them.
+    # The VV pair is used, with the same attribution ("baghdadi winter crop") and the same
+    # WCM form, by independent Earth Engine code (GitHub benedettabb/radar, wmc.js); the
+    # VH pair was found nowhere else (data/SOURCES.md).
     # Check against the paper's table before quoting them.
     "ndvi": {"a_vv": 0.0950, "b_vv": 0.5513, "e_vv": 1.0,
              "a_vh": 0.0293, "b_vh": 0.1309, "e_vh": 1.0},
