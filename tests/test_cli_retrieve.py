@@ -6,17 +6,20 @@ dask threads and on a two-worker LocalCluster.
 
 from __future__ import annotations
 
+import socket
+import time
 import warnings
 
 import numpy as np
 import pytest
 import stac_testdata as td
 import xarray as xr
+from pystac_client.exceptions import APIError
 from test_stac import BOUNDS, CLOUD_10M, TIME
 
 import xr_physcube  # noqa: F401  (registers the accessors)
 from xr_physcube.cli import S2_PRODUCTS, main
-from xr_physcube.io.stac import load_cube, load_s2
+from xr_physcube.io.stac import load_cube, load_s2, search_items
 
 
 def _args(url: str, out, *extra: str) -> list[str]:
@@ -89,3 +92,90 @@ def test_retrieve_job_arguments_are_checked():
     with pytest.raises(SystemExit):
         main(["retrieve", "http://127.0.0.1:1", "--bbox", "0", "0", "1", "1", "--time", TIME,
               "--out", "x.zarr", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])  # fmt: skip
+
+
+@pytest.fixture
+def mute_api_url():
+    """A loopback port that accepts connections and never answers (a hung server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_stac_search_times_out_on_a_mute_server(mute_api_url):
+    start = time.perf_counter()
+    with pytest.raises(APIError, match="timed out"):
+        search_items(mute_api_url, td.S2_COLLECTION, None, TIME, timeout=0.5)
+    assert time.perf_counter() - start < 1.5  # one attempt, not pystac-client's 6
+
+
+def test_retrieve_job_fails_fast_with_a_message(mute_api_url, tmp_path, capsys):
+    start = time.perf_counter()
+    out = tmp_path / "x.zarr"
+    assert main(_args(mute_api_url, out, "--timeout", "0.5")) == 1
+    assert time.perf_counter() - start < 5
+    err = capsys.readouterr().err
+    assert mute_api_url in err and "timed out" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_retrieve_job_reports_an_empty_search(stac_api_url, tmp_path, capsys):
+    out = tmp_path / "x.zarr"
+    args = _args(stac_api_url, out)
+    args[args.index("--time") + 1] = "2019-01-01/2019-01-31"  # no scene then
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "no STAC item" in err and "2019-01-01/2019-01-31" in err
+    far = ["retrieve", stac_api_url, "--bbox", "10", "10", "10.01", "10.01", "--time", TIME,
+           "--out", str(out)]  # fmt: skip
+    assert main(far) == 1
+    assert "no STAC item" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_retrieve_job_unknown_variable_lists_the_valid_ones(stac_api_url, tmp_path, capsys):
+    out = tmp_path / "x.zarr"
+    assert main(_args(stac_api_url, out, "--no-s1", "--variables", "lai", "laii")) == 1
+    err = capsys.readouterr().err
+    assert "'laii'" in err and all(name in err for name in S2_PRODUCTS)
+
+
+def test_retrieve_job_keeps_an_existing_out(stac_api_url, tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    for extra in ((), ("--overwrite",)):  # a plain folder is never replaced
+        assert main(_args(stac_api_url, folder, *extra)) == 1
+        assert "--out" in capsys.readouterr().err
+        assert (folder / "notes.txt").read_text() == "keep me"
+    store = tmp_path / "old.zarr"
+    xr.Dataset({"old": ("x", np.arange(3.0))}).to_zarr(store, zarr_format=2)
+    assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai")) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert set(xr.open_zarr(store).data_vars) == {"old"}
+    assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai", "--overwrite")) == 0
+    assert set(xr.open_zarr(store).data_vars) == {"lai", "lai_std"}
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--time", "2024-13-01/2024-05-31"),
+        ("--time", "May 2024"),
+        ("--time", "2024-5-1/2024-5-31"),
+        ("--time", ""),
+        ("--time", "2024-05-31/2024-05-01"),
+        ("--time", "2024-05-01/2024-05-31/2024-06-01"),
+        ("--time", "../.."),
+        ("--workers", "-1"),
+        ("--timeout", "0"),
+    ],
+)
+def test_retrieve_job_rejects_bad_values_before_searching(option, capsys):
+    args = ["retrieve", "http://127.0.0.1:1", "--bbox", "0", "0", "1", "1", "--time", TIME,
+            "--out", "never.zarr"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, *option])
+    assert exit_info.value.code == 2
+    assert f"argument {option[0]}" in capsys.readouterr().err

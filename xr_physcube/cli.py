@@ -4,7 +4,7 @@
 xr-physcube demo [--out xr_physcube_demo] [--workers 0]
 xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
     [--method inverse | vae] [--bounds MINX MINY MAXX MAXY --epsg N] [--no-s1]
-    [--workers N | --scheduler tcp://host:8786]
+    [--workers N | --scheduler tcp://host:8786] [--overwrite] [--timeout S]
 xr-physcube train-inverse s2 [--samples 300000] [--seed 0] [--out ./s2.pt | --replace-shipped]
 """
 
@@ -106,6 +106,8 @@ def _load_tile(args: argparse.Namespace):
         max_cloud_cover=args.max_cloud_cover,
         sign=args.sign,
     )
+    if args.timeout is not None:
+        s2_kwargs["timeout"] = args.timeout
     if args.no_s1:
         return load_s2(args.url, args.bbox, args.time, collection=args.s2_collection, **s2_kwargs)
     return load_cube(
@@ -161,16 +163,32 @@ def _write(result, store: Path, args: argparse.Namespace) -> None:
             result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
 
 
+def check_out(store: Path, overwrite: bool) -> None:
+    """Refuse to write over an existing path, unless ``overwrite`` and it is a Zarr store
+    (writing a store with ``mode="w"`` deletes everything in its folder first)."""
+    if not store.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"--out {store} already exists; pass --overwrite to replace it")
+    is_zarr = store.is_dir() and any((store / m).exists() for m in ("zarr.json", ".zgroup"))
+    if not is_zarr and not (store.is_dir() and not any(store.iterdir())):
+        raise FileExistsError(
+            f"--out {store} exists and is not a Zarr store; --overwrite only replaces a "
+            "Zarr store (or an empty folder)"
+        )
+
+
 def _retrieve(args: argparse.Namespace) -> int:
     import numpy as np
     import xarray as xr
 
     import xr_physcube  # noqa: F401  (registers .physics and .vae)
 
+    store = Path(args.out)
+    check_out(store, args.overwrite)
     cube = _load_tile(args)
     print(cube)
     result = _retrieval(cube, args)
-    store = Path(args.out)
     print(f"{args.method}: {len(result.__dask_graph__())} tasks -> {store}")
     start = time.perf_counter()
     _write(result, store, args)
@@ -255,8 +273,16 @@ def _add_retrieve_parser(sub) -> None:
         metavar=("W", "S", "E", "N"),
         help="search area, degrees (WGS84)",
     )
-    job.add_argument("--time", required=True, help="START/END, e.g. 2024-04-01/2024-07-31")
-    job.add_argument("--out", required=True, help="Zarr store to write (overwritten)")
+    job.add_argument(
+        "--time",
+        required=True,
+        type=stac_time,
+        help="START/END, e.g. 2024-04-01/2024-07-31 ('..' for an open end)",
+    )
+    job.add_argument("--out", required=True, help="Zarr store to write (must not exist)")
+    job.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it is an existing Zarr store"
+    )
     job.add_argument(
         "--method",
         choices=("inverse", "vae"),
@@ -297,9 +323,19 @@ def _add_retrieve_parser(sub) -> None:
         choices=("planetary_computer",),
         help="sign asset URLs (Planetary Computer; optional dependency)",
     )
+    job.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="seconds to wait for the STAC API to connect and to answer each request "
+        "(default: xr_physcube.io.stac.STAC_TIMEOUT_S, 30)",
+    )
     where = job.add_mutually_exclusive_group()
     where.add_argument(
-        "--workers", type=int, default=0, help="run on a dask LocalCluster with N worker processes"
+        "--workers",
+        type=_non_negative_int,
+        default=0,
+        help="run on a dask LocalCluster with N worker processes (default 0: dask threads)",
     )
     where.add_argument(
         "--scheduler",
@@ -309,10 +345,83 @@ def _add_retrieve_parser(sub) -> None:
     job.set_defaults(func=_retrieve)
 
 
+def stac_time(text: str) -> str:
+    """``--time``: a STAC datetime interval START/END of ISO 8601 dates or times (YYYY,
+    YYYY-MM, YYYY-MM-DD, YYYY-MM-DDThh:mm:ssZ …; '..' or nothing for an open end) or one;
+    argparse turns the error into a usage message."""
+    import datetime as dt
+    import re
+
+    parts = text.split("/")
+    if len(parts) > 2 or all(p in ("..", "") for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected START/END, e.g. 2024-04-01/2024-07-31"
+        )
+    spans = []  # (first instant, instant after the last) of each part, naive UTC
+    for part in parts:
+        if part in ("..", ""):  # an open end
+            spans.append(None)
+            continue
+        # dashes of a reduced-precision date (0 year, 1 month, 2 day), None for a time
+        period = part.count("-") if re.fullmatch(r"\d{4}(-\d{2}){0,2}", part) else None
+        full = part if period is None else part + ("-01-01", "-01", "")[period]
+        try:
+            first = dt.datetime.fromisoformat(full)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(
+                f"{part!r} in {text!r} is not an ISO 8601 date or time: {err}"
+            ) from err
+        first = first.replace(tzinfo=None) - (first.utcoffset() or dt.timedelta())
+        if period is None:  # a date and time: an instant
+            after = first + dt.timedelta(microseconds=1)
+        elif period == 2:  # a day
+            after = first + dt.timedelta(days=1)
+        else:  # a month or a year
+            month = first.month + (1 if period == 1 else 12)
+            after = first.replace(year=first.year + (month - 1) // 12, month=(month - 1) % 12 + 1)
+        spans.append((first, after))
+    if len(spans) == 2 and None not in spans and spans[0][0] >= spans[1][1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: START is after END")
+    return text
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more; got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"must be more than 0; got {text}")
+    return value
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors a batch job reports as one line on stderr (exit code 1), not a traceback:
+    nothing found, an unreachable or failing STAC API, bad values, an existing --out."""
+    from pystac_client.exceptions import APIError
+
+    from xr_physcube.io.stac import StacSearchError
+
+    return (StacSearchError, APIError, ValueError, FileExistsError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
-    return args.func(args)
+    if args.command != "retrieve":
+        return args.func(args)
+    try:
+        return args.func(args)
+    except _user_errors() as err:
+        from pystac_client.exceptions import APIError
+
+        where = f"STAC API {args.url}: " if isinstance(err, APIError) else ""
+        print(f"xr-physcube retrieve: error: {where}{err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from xr_physcube.sensors.sentinel2 import (
 __all__ = [
     "S1_ASSET_KEYS",
     "S2_ASSET_KEYS",
+    "STAC_TIMEOUT_S",
     "StacSearchError",
     "load_cube",
     "load_s1",
@@ -127,6 +128,11 @@ GRANULE_METADATA_KEYS = ("granule_metadata", "granule-metadata", "MTD_TL", "meta
 ``load_s2(..., angles="granule")``: Earth Search v1, Planetary Computer, others."""
 S1_INCIDENCE_KEYS = ("view:incidence_angle", "s1:incidence_angle", "sar:incidence_angle")
 
+STAC_TIMEOUT_S = 30.0
+"""Default limit (s) on connecting to a STAC API and on each wait for its answer, so a
+wrong host or a server that accepts but never answers fails instead of hanging. A read
+that times out is not retried; a failed connection is retried up to 3 times."""
+
 S1_DEFAULT_INCIDENCE_DEG = 0.5 * (IW_INCIDENCE_RANGE_DEG[0] + IW_INCIDENCE_RANGE_DEG[1])
 """Fallback S1 incidence angle: IW mid-swath (29.1 + 46.0) / 2 = 37.55 deg."""
 
@@ -140,8 +146,15 @@ class StacSearchError(LookupError):
 # ----------------------------------------------------------------------------------------
 
 
-def _open_client(catalog_or_url, sign: str | None, modifier: Callable | None):
+def _open_client(
+    catalog_or_url,
+    sign: str | None,
+    modifier: Callable | None,
+    timeout: float | None = STAC_TIMEOUT_S,
+):
     from pystac_client import Client
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
 
     if sign is not None:
         if sign != "planetary_computer":
@@ -159,7 +172,10 @@ def _open_client(catalog_or_url, sign: str | None, modifier: Callable | None):
             catalog_or_url.modifier = modifier
         return catalog_or_url
     if isinstance(catalog_or_url, str):
-        return Client.open(catalog_or_url, modifier=modifier)
+        # pystac-client's default (5 retries of anything) waits 6 x timeout on a mute server
+        retry = Retry(total=3, read=0, backoff_factor=0.5)
+        stac_io = StacApiIO(timeout=timeout, max_retries=retry)
+        return Client.open(catalog_or_url, modifier=modifier, stac_io=stac_io, timeout=timeout)
     raise TypeError(
         "catalog_or_url must be a STAC API URL, a pystac_client.Client, or a list of "
         f"pystac.Item; got {type(catalog_or_url).__name__}"
@@ -176,19 +192,21 @@ def search_items(
     max_items: int | None = None,
     sign: str | None = None,
     modifier: Callable | None = None,
+    timeout: float | None = STAC_TIMEOUT_S,
 ) -> list[pystac.Item]:
     """Search one collection; items sorted by datetime. Raises :class:`StacSearchError` if empty.
 
     ``catalog_or_url`` may also be an iterable of ``pystac.Item`` (no search; filtered by
     nothing but returned sorted). ``time`` is a STAC datetime ("2024-05-01/2024-05-31")
-    or a (start, end) pair.
+    or a (start, end) pair. ``timeout`` (s) limits the connection to a STAC API given
+    by URL and each wait for its answer (None: wait forever); a ``Client`` keeps its own.
     """
     if not isinstance(catalog_or_url, str) and isinstance(catalog_or_url, Iterable):
         items = list(catalog_or_url)
         if not all(isinstance(i, pystac.Item) for i in items):
             raise TypeError("an iterable catalog_or_url must hold pystac.Item objects")
     else:
-        client = _open_client(catalog_or_url, sign, modifier)
+        client = _open_client(catalog_or_url, sign, modifier, timeout)
         datetime = time if isinstance(time, str) else "/".join(_iso(t) for t in time)
         search = client.search(
             collections=[collection],
@@ -505,6 +523,7 @@ def load_s2(
     query: Mapping[str, Any] | None = None,
     sign: str | None = None,
     modifier: Callable | None = None,
+    timeout: float | None = STAC_TIMEOUT_S,
 ) -> xr.Dataset:
     """Sentinel-2 L2A surface reflectance cube (lazy, dims time, y, x).
 
@@ -535,6 +554,8 @@ def load_s2(
         query: STAC API ``query`` extension filter passed to the search.
         sign: "planetary_computer" to sign asset URLs (optional dependency).
         modifier: any ``pystac_client`` modifier callable (alternative to ``sign``).
+        timeout: seconds to wait for the STAC API to connect and to answer each request
+            (:data:`STAC_TIMEOUT_S` by default; None: forever).
 
     Returns:
         Dataset with float32 reflectance variables named after ``bands``, ``SCL`` (float,
@@ -546,7 +567,14 @@ def load_s2(
     if angles not in ("metadata", "granule"):
         raise ValueError(f"angles must be 'metadata' or 'granule'; got {angles!r}")
     items = search_items(
-        catalog_or_url, collection, bbox, time, query=query, sign=sign, modifier=modifier
+        catalog_or_url,
+        collection,
+        bbox,
+        time,
+        query=query,
+        sign=sign,
+        modifier=modifier,
+        timeout=timeout,
     )
     if max_cloud_cover is not None:
         items = [it for it in items if it.properties.get("eo:cloud_cover", 0) <= max_cloud_cover]
@@ -618,11 +646,12 @@ def load_s1(
     query: Mapping[str, Any] | None = None,
     sign: str | None = None,
     modifier: Callable | None = None,
+    timeout: float | None = STAC_TIMEOUT_S,
 ) -> xr.Dataset:
     """Sentinel-1 backscatter cube (lazy, dims time, y, x): ``VV``, ``VH`` and ``theta``.
 
     Args:
-        catalog_or_url, bbox, time, query, sign, modifier: as in :func:`load_s2`.
+        catalog_or_url, bbox, time, query, sign, modifier, timeout: as in :func:`load_s2`.
         collection: STAC collection of calibrated backscatter (e.g. "sentinel-1-rtc").
         polarisations: subset of :data:`~xr_physcube.sensors.sentinel1.POLARISATIONS`.
         db: return backscatter in dB (``10 log10``) instead of linear power.
@@ -640,7 +669,14 @@ def load_s1(
     """
     pols = check_polarisations(list(polarisations))
     items = search_items(
-        catalog_or_url, collection, bbox, time, query=query, sign=sign, modifier=modifier
+        catalog_or_url,
+        collection,
+        bbox,
+        time,
+        query=query,
+        sign=sign,
+        modifier=modifier,
+        timeout=timeout,
     )
     if orbit_state is not None:
         items = [it for it in items if it.properties.get("sat:orbit_state") == orbit_state]
@@ -741,11 +777,11 @@ def load_cube(
 
     ``s2_kwargs`` go to :func:`load_s2` (``bands``, ``resolution``, ``bounds``,
     ``chunks``, ``sign`` …); ``s1_kwargs`` to :func:`load_s1` (``db``,
-    ``orbit_state`` …). ``sign``/``modifier`` are passed to both searches.
+    ``orbit_state`` …). ``sign``/``modifier``/``timeout`` are passed to both searches.
     """
     s2 = load_s2(catalog_or_url, bbox, time, collection=s2_collection, **s2_kwargs)
     # signing applies to both; S2 filters (query, max_cloud_cover) do not apply to S1
-    s1_kw = {k: s2_kwargs[k] for k in ("sign", "modifier") if k in s2_kwargs}
+    s1_kw = {k: s2_kwargs[k] for k in ("sign", "modifier", "timeout") if k in s2_kwargs}
     s1_kw.update(s1_kwargs or {})
     s1 = load_s1(catalog_or_url, bbox, time, collection=s1_collection, like=s2, **s1_kw)
     return merge_cubes(s2, s1, tolerance=tolerance)
