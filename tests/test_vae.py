@@ -404,6 +404,38 @@ def test_reconstruct_and_missing_modality(scene):
         scene.cube.drop_vars("tts").vae.encode(model)
 
 
+def test_decode_and_reconstruct_keep_the_cube_dims_and_coords(scene):
+    model = PhysVAE(hidden=16)
+    cube = scene.cube
+    for ds in (cube, cube.isel(time=1)):  # a time series, and one date (scalar time)
+        dec = ds.vae.encode(model).vae.decode(model)
+        rec = ds.vae.reconstruct(model)
+        for out in (dec, rec):
+            assert out.B4.dims == ds.B4.dims and out.B4.shape == ds.B4.shape
+            for name in ("time", "y", "x", "tts", "psi"):
+                np.testing.assert_array_equal(out[name].values, ds[name].values)
+        np.testing.assert_allclose(dec.B4.values, rec.B4.values, rtol=1e-5, equal_nan=True)
+
+
+def test_temporal_model_without_a_time_dimension_says_so(scene):
+    one_date = scene.cube.isel(time=0)
+    model = PhysVAE(temporal=True, hidden=16)
+    for call in (one_date.vae.encode, one_date.vae.reconstruct):
+        with pytest.raises(ValueError, match="'time' dimension.*expand_dims"):
+            call(model)
+    with pytest.raises(ValueError, match="'time' dimension"):
+        one_date.vae.fit(model, max_steps=1, progress=False)
+    assert one_date.expand_dims("time").vae.encode(model).lai.sizes["time"] == 1
+
+
+def test_fit_without_any_valid_pixel_raises(scene):
+    cube = scene.cube
+    empty = cube.assign({v: cube[v].where(False) for v in (*BANDS, "VV", "VH")})
+    with pytest.raises(ValueError, match="no pixel of the cube has a valid observation"):
+        empty.vae.fit(PhysVAE(hidden=16), max_steps=2, progress=False)
+    assert empty.vae.model is None
+
+
 @pytest.mark.parametrize("name", ["pixel", "pixel_hybrid"])
 def test_shipped_model_encodes_demo_cube(name):
     scene = demo_scene(size=32, seed=0, chunks=16)

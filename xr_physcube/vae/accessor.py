@@ -122,6 +122,17 @@ def _resolve(
     )
 
 
+def _check_time(net: PhysVAE, ds: xr.Dataset) -> None:
+    """A temporal model needs a ``time`` dimension (a single date selected with
+    ``isel(time=0)`` leaves a scalar ``time``)."""
+    if net.config.temporal and "time" not in ds.dims:
+        raise ValueError(
+            f"this VAE is temporal and needs a 'time' dimension; the cube has dims "
+            f"{tuple(ds.dims)}: pass a per-pixel model (e.g. 'pixel_hybrid') or add the "
+            "dimension (ds.expand_dims('time') for a single date)"
+        )
+
+
 def _side_coords(src: xr.Dataset, dims: tuple[str, ...]) -> dict[str, xr.DataArray]:
     """Non-index coordinates of ``src`` (e.g. per-date angles) that fit ``dims``."""
     return {
@@ -193,16 +204,23 @@ class VAEAccessor:
         anchor alone (``benchmarks/bench_vae.py``).
         """
         net = _resolve(model, self.model, self._ds)
+        _check_time(net, self._ds)
         sampler = CubeSampler(self._ds, temporal=net.config.temporal)
         if isinstance(anchor, int):
             anchor = simulate_for(net, anchor, seed=seed + 1)
         safy_term = SafyConsistency() if safy is True else (safy or None)
-        self.history = fit(
+        history = fit(
             net, sampler, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
             kl_weight=kl_weight, smooth_weight=smooth_weight, anchor=anchor,
             anchor_weight=anchor_weight, safy=safy_term, safy_weight=safy_weight,
             device=device, seed=seed, progress=progress, checkpoint=checkpoint,
         )  # fmt: skip
+        if not history:
+            raise ValueError(
+                "nothing to fit: no pixel of the cube has a valid observation (every S2 band "
+                "and VV/VH NaN or SCL-masked)"
+            )
+        self.history = history
         self.model = net
         return net
 
@@ -230,6 +248,7 @@ class VAEAccessor:
         attrs; NaN where nothing was observed. Same dims as the input bands. ``model``:
         as in :meth:`fit` (default: the shipped temporal model on time series)."""
         net = _resolve(model, self.model, self._ds)
+        _check_time(net, self._ds)
         ds = prepare_cube(self._ds)
         temporal = net.config.temporal
         names = list(INPUT_NAMES) + (["doy"] if temporal else [])
@@ -291,7 +310,8 @@ class VAEAccessor:
         """Run the VAE's physical decoder on a Dataset of latents (e.g. the output of
         :meth:`encode`, posterior means) with angles ``tts``, ``tto``, ``psi`` (and
         ``theta``; 38° if absent). Returns modelled ``B2``…``B12`` (reflectance) and
-        ``VV``, ``VH`` (linear sigma0)."""
+        ``VV``, ``VH`` (linear sigma0), with the input's non-index coordinates (per-date
+        angles, a single date's scalar ``time``)."""
         net = _resolve(model, self.model, self._ds)
         ds = self._ds
         if "theta" not in ds.variables:
@@ -313,7 +333,8 @@ class VAEAccessor:
             out[p] = y.isel(output=N_S2 + j).assign_attrs(
                 long_name=f"VAE-modelled Sentinel-1 {p} backscatter coefficient", units="1"
             )
-        return xr.Dataset(out, attrs={"source": "PhysVAE decoder: PROSAIL-D + WCM/Oh"})
+        result = xr.Dataset(out, attrs={"source": "PhysVAE decoder: PROSAIL-D + WCM/Oh"})
+        return result.assign_coords(_side_coords(self._ds, tuple(y.dims[:-1])))
 
     def reconstruct(
         self,
@@ -322,7 +343,8 @@ class VAEAccessor:
         device: str | torch.device | None = None,
         batch_size: int = DEFAULT_BATCH,
     ) -> xr.Dataset:
-        """Encode then decode the posterior means: the cube as the physics explains it."""
+        """Encode then decode the posterior means: the cube as the physics explains it
+        (dims and coordinates of the cube's bands)."""
         net = _resolve(model, self.model, self._ds)
         latent = self.encode(net, device=device, batch_size=batch_size)
         ds = prepare_cube(self._ds)
@@ -331,7 +353,8 @@ class VAEAccessor:
         latent = latent.assign(
             {n: a for n, a in zip(("tts", "tto", "psi", "theta"), angles, strict=True)}
         )
-        return latent.vae.decode(net, device=device)
+        recon = latent.vae.decode(net, device=device)
+        return recon.assign_coords(_side_coords(self._ds, tuple(recon["B2"].dims)))
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return f"<VAEAccessor model={self.model!r}>"
