@@ -405,6 +405,10 @@ def test_clear_errors(stac_api_url):
         load_s2(stac_api_url, td.bbox_lonlat(), TIME, bands=["B13"])
     with pytest.raises(ValueError, match="polarisation"):
         load_s1(stac_api_url, td.bbox_lonlat(), TIME, polarisations=["HH"])
+    with pytest.raises(ValueError, match="orbit_state must be 'ascending' or 'descending'"):
+        load_s1(stac_api_url, td.bbox_lonlat(), TIME, orbit_state="ascnding")  # not "no item"
+    upper = load_s1(stac_api_url, td.bbox_lonlat(), TIME, orbit_state="ASCENDING")
+    assert upper.sizes["time"] == load_s1(stac_api_url, td.bbox_lonlat(), TIME).sizes["time"]
 
 
 def test_stac_to_zarr_roundtrip_on_local_cluster(stac_api_url, tmp_path):

@@ -543,7 +543,8 @@ def load_s2(
         resampling: rasterio resampling name for all bands ("nearest", "bilinear", ...);
             SCL is always nearest.
         mosaic: merge items of the same UTC day (adjacent tiles): first valid pixel in
-            time order after masking, angles averaged.
+            time order after masking; per-date angle coordinates averaged (per-pixel
+            ``angles="granule"`` variables: first valid pixel, like the bands).
         angles: "metadata": per-date coordinates ``tts``/``tto``/``psi`` from item
             properties (fallback in the module doc); "granule": per-pixel lazy variables
             ``(time, y, x)`` interpolated from the 5 km angle grids of each item's tile
@@ -656,11 +657,13 @@ def load_s1(
         polarisations: subset of :data:`~xr_physcube.sensors.sentinel1.POLARISATIONS`.
         db: return backscatter in dB (``10 log10``) instead of linear power.
         assets_in_db: the assets hold dB values (converted to linear first).
-        orbit_state: keep only "ascending" or "descending" items (``sat:orbit_state``).
+        orbit_state: keep only "ascending" or "descending" items (``sat:orbit_state``;
+            any case).
         epsg, resolution, bounds, chunks: output grid as in :func:`load_s2` (chunks
             default 1024, or those of ``like``).
         like: a cube from :func:`load_s2`: use its CRS, resolution, extent and chunks.
-        resampling: rasterio resampling for backscatter (bilinear: averages linear power).
+        resampling: rasterio resampling for backscatter (bilinear averages linear power,
+            or dB values with ``assets_in_db``: the conversion follows the resampling).
         mosaic: merge slices of the same UTC day (first valid pixel in time order).
 
     Returns:
@@ -668,6 +671,12 @@ def load_s1(
         per-pixel variable or a per-date coordinate (see module doc); attrs as S2.
     """
     pols = check_polarisations(list(polarisations))
+    if orbit_state is not None:
+        if str(orbit_state).lower() not in ("ascending", "descending"):
+            raise ValueError(
+                f"orbit_state must be 'ascending' or 'descending'; got {orbit_state!r}"
+            )
+        orbit_state = str(orbit_state).lower()
     items = search_items(
         catalog_or_url,
         collection,
