@@ -170,6 +170,9 @@ def test_retrieve_job_keeps_an_existing_out(stac_api_url, tmp_path, capsys):
         ("--time", "../.."),
         ("--workers", "-1"),
         ("--timeout", "0"),
+        ("--bbox", "1.27", "43.61", "1.26", "43.62"),  # W > E
+        ("--bbox", "1.26", "43.61", "1.26", "43.61"),  # no area
+        ("--bbox", "1.26", "91", "1.27", "92"),
     ],
 )
 def test_retrieve_job_rejects_bad_values_before_searching(option, capsys):

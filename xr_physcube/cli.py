@@ -409,8 +409,23 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (StacSearchError, APIError, ValueError, FileExistsError)
 
 
+def bbox_problem(bbox: list[float]) -> str | None:
+    """Why ``--bbox W S E N`` (degrees) cannot be searched and stacked, or None."""
+    w, s, e, n = bbox
+    if not (
+        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
+    ):
+        return f"{bbox}: longitudes must be within -180..180 and latitudes within -90..90"
+    if not (w < e and s < n):
+        return f"{bbox}: expected W < E and S < N (a box across the antimeridian is not supported)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "retrieve" and (problem := bbox_problem(args.bbox)):
+        parser.error(f"argument --bbox: {problem}")
     keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
     if args.command != "retrieve":
         return args.func(args)
