@@ -134,9 +134,12 @@ def test_retrieve_job_reports_an_empty_search(stac_api_url, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_retrieve_job_unknown_variable_lists_the_valid_ones(stac_api_url, tmp_path, capsys):
-    out = tmp_path / "x.zarr"
-    assert main(_args(stac_api_url, out, "--no-s1", "--variables", "lai", "laii")) == 1
+def test_retrieve_job_unknown_variable_lists_the_valid_ones(capsys):
+    args = ["retrieve", "http://127.0.0.1:1", "--bbox", "0", "0", "1", "1", "--time", TIME,
+            "--out", "never.zarr", "--variables", "lai", "laii"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:  # before any request (port 1 is closed)
+        main(args)
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "'laii'" in err and all(name in err for name in S2_PRODUCTS)
 
@@ -173,6 +176,7 @@ def test_retrieve_job_keeps_an_existing_out(stac_api_url, tmp_path, capsys):
         ("--bbox", "1.27", "43.61", "1.26", "43.62"),  # W > E
         ("--bbox", "1.26", "43.61", "1.26", "43.61"),  # no area
         ("--bbox", "1.26", "91", "1.27", "92"),
+        ("--variables", "lai", "--method", "vae"),  # the VAE returns all its parameters
     ],
 )
 def test_retrieve_job_rejects_bad_values_before_searching(option, capsys):

@@ -277,6 +277,36 @@ def test_s2_from_item_list_and_earthsearch_offset_flag(local_catalog_dir):
     assert cube.boa_offset.values[0] == 0.0
 
 
+def test_mute_data_host_fails_within_the_timeout(local_catalog_dir):
+    # The items' assets on a loopback port that accepts connections and never answers:
+    # chunk reads (GDAL) and the tile metadata download must give up after ``timeout``.
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pystac
+
+    cat = pystac.Catalog.from_file(str(local_catalog_dir / "stac" / "catalog.json"))
+    item = min(cat.get_child(td.S2_COLLECTION).get_items(), key=lambda it: it.datetime)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        for key, asset in item.assets.items():
+            asset.href = f"http://127.0.0.1:{mute.getsockname()[1]}/{key}.tif"
+        cube = load_s2([item], None, TIME, bounds=BOUNDS, bands=["B4"], mask=False, timeout=1)
+        granule = dict(bounds=BOUNDS, bands=["B4"], angles="granule", timeout=1)
+        # in a thread, so that a missing timeout fails the test instead of hanging it
+        pool = ThreadPoolExecutor(2)
+        read = pool.submit(cube.B4.compute, scheduler="synchronous")
+        angles = pool.submit(load_s2, [item], None, TIME, **granule)
+        try:
+            with pytest.raises(Exception, match="(?i)timed out|too slow"):
+                read.result(timeout=10)
+            with pytest.raises(ValueError, match="cannot read angle grids"):
+                angles.result(timeout=10)
+        finally:
+            pool.shutdown(wait=False)
+
+
 def test_s2_same_day_items_are_mosaicked(local_catalog_dir):
     # The cloudy date-2 item plus a copy of the clear date-1 item stamped 1 min later on
     # the same day (as an adjacent tile would be): the cloud/shadow gap is filled from

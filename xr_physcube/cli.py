@@ -126,7 +126,8 @@ def _retrieval(cube, args: argparse.Namespace):
 
     if args.method == "vae":
         return cube.vae.encode(args.vae_model)
-    products = [cube.physics.retrieve(list(args.variables), model="pretrained-s2")]
+    variables = list(args.variables or S2_PRODUCTS)
+    products = [cube.physics.retrieve(variables, model="pretrained-s2")]
     if not args.no_s1:
         products.append(cube.physics.retrieve(["mv"], model="pretrained-s1"))
     return xr.merge(products)
@@ -292,7 +293,7 @@ def _add_retrieve_parser(sub) -> None:
     job.add_argument(
         "--variables",
         nargs="+",
-        default=list(S2_PRODUCTS),
+        default=None,
         metavar="NAME",
         help=f"S2 products for --method inverse (default: {' '.join(S2_PRODUCTS)}); "
         "soil moisture mv is added from S1 unless --no-s1",
@@ -327,8 +328,9 @@ def _add_retrieve_parser(sub) -> None:
         "--timeout",
         type=_positive_float,
         default=None,
-        help="seconds to wait for the STAC API to connect and to answer each request "
-        "(default: xr_physcube.io.stac.STAC_TIMEOUT_S, 30)",
+        help="seconds to wait for the STAC API to connect and to answer each request, and "
+        "for image reads to connect or receive data (default: "
+        "xr_physcube.io.stac.STAC_TIMEOUT_S, 30)",
     )
     where = job.add_mutually_exclusive_group()
     where.add_argument(
@@ -421,11 +423,26 @@ def bbox_problem(bbox: list[float]) -> str | None:
     return None
 
 
+def variables_problem(variables: list[str] | None, method: str) -> str | None:
+    """Why ``--variables`` cannot be retrieved with ``--method``, or None."""
+    if variables is None:
+        return None
+    if method != "inverse":
+        return f"applies to --method inverse only (--method {method} returns all its parameters)"
+    unknown = [v for v in variables if v not in S2_PRODUCTS]
+    if unknown:
+        return f"unknown {unknown}; choose from {' '.join(S2_PRODUCTS)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "retrieve" and (problem := bbox_problem(args.bbox)):
-        parser.error(f"argument --bbox: {problem}")
+    if args.command == "retrieve":
+        if problem := bbox_problem(args.bbox):
+            parser.error(f"argument --bbox: {problem}")
+        if problem := variables_problem(args.variables, args.method):
+            parser.error(f"argument --variables: {problem}")
     keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
     if args.command != "retrieve":
         return args.func(args)

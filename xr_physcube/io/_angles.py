@@ -47,10 +47,11 @@ class TileAngles:
     view_azimuth: np.ndarray
 
 
-def read_text(href: str) -> str:
-    """Text of a local path, ``file://`` or ``http(s)://`` URL (e.g. a signed asset href)."""
+def read_text(href: str, timeout: float | None = 60.0) -> str:
+    """Text of a local path, ``file://`` or ``http(s)://`` URL (e.g. a signed asset href);
+    ``timeout`` (s) on connecting and on each wait for data (None: forever)."""
     if href.startswith(("http://", "https://")):
-        with urllib.request.urlopen(href, timeout=60) as r:
+        with urllib.request.urlopen(href, timeout=timeout) as r:
             return r.read().decode("utf-8")
     if href.startswith("file://"):
         href = href[len("file://") :]

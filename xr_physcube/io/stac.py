@@ -41,6 +41,7 @@ the optional ``planetary-computer`` package) or any ``modifier`` callable accept
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -131,7 +132,9 @@ S1_INCIDENCE_KEYS = ("view:incidence_angle", "s1:incidence_angle", "sar:incidenc
 STAC_TIMEOUT_S = 30.0
 """Default limit (s) on connecting to a STAC API and on each wait for its answer, so a
 wrong host or a server that accepts but never answers fails instead of hanging. A read
-that times out is not retried; a failed connection is retried up to 3 times."""
+that times out is not retried; a failed connection is retried up to 3 times. The same
+limit applies to the data reads (GDAL, when chunks are computed: no connection, or no
+byte received, for that long) and to tile metadata XML downloads."""
 
 S1_DEFAULT_INCIDENCE_DEG = 0.5 * (IW_INCIDENCE_RANGE_DEG[0] + IW_INCIDENCE_RANGE_DEG[1])
 """Fallback S1 incidence angle: IW mid-swath (29.1 + 46.0) / 2 = 37.55 deg."""
@@ -278,6 +281,7 @@ def _stack(
     bounds: Sequence[float] | None,
     chunks: int | tuple[int, int],
     resampling: str,
+    timeout: float | None,
 ) -> xr.Dataset:
     import stackstac
     from rasterio.enums import Resampling
@@ -299,6 +303,7 @@ def _stack(
         xy_coords="center",
         properties=False,
         band_coords=False,
+        gdal_env=_gdal_env(timeout),
     )
     crs = f"EPSG:{int(arr.attrs['crs'].split(':')[-1])}" if "crs" in arr.attrs else None
     res = arr.attrs.get("resolution")
@@ -307,6 +312,22 @@ def _stack(
     ds = ds.assign_coords(time=pd.DatetimeIndex([_naive_utc(it.datetime) for it in items]))
     ds.attrs = {"crs": crs, "resolution": float(res) if res is not None else None}
     return ds
+
+
+def _gdal_env(timeout: float | None):
+    """stackstac's GDAL environment, with HTTP reads that give up after ``timeout`` s
+    without a connection or without a byte (a mute data host), not a cap on slow ones."""
+    import stackstac
+
+    if timeout is None:
+        return stackstac.DEFAULT_GDAL_ENV
+    seconds = str(max(1, math.ceil(timeout)))  # GDAL takes whole seconds here
+    limits = {
+        "GDAL_HTTP_CONNECTTIMEOUT": seconds,
+        "GDAL_HTTP_LOW_SPEED_TIME": seconds,
+        "GDAL_HTTP_LOW_SPEED_LIMIT": "1",  # bytes/s
+    }
+    return stackstac.DEFAULT_GDAL_ENV.updated(always=limits)
 
 
 def _naive_utc(t) -> pd.Timestamp:
@@ -453,7 +474,11 @@ def _mosaic_same_day(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _granule_angles(
-    ds: xr.Dataset, items: Sequence[pystac.Item], key: str, template: xr.DataArray
+    ds: xr.Dataset,
+    items: Sequence[pystac.Item],
+    key: str,
+    template: xr.DataArray,
+    timeout: float | None,
 ) -> xr.Dataset:
     """Per-pixel ``tts``/``tto``/``psi`` variables (lazy) from each item's tile metadata."""
     import dask.array as dsa
@@ -464,7 +489,7 @@ def _granule_angles(
     for it in items:
         href = it.assets[key].href
         try:
-            tile = parse_tile_angles(read_text(href), view_band="B8")
+            tile = parse_tile_angles(read_text(href, timeout), view_band="B8")
         except (OSError, ValueError, ET_ParseError) as err:
             raise ValueError(
                 f"cannot read angle grids of item {it.id!r} from {href}: {err}"
@@ -555,8 +580,9 @@ def load_s2(
         query: STAC API ``query`` extension filter passed to the search.
         sign: "planetary_computer" to sign asset URLs (optional dependency).
         modifier: any ``pystac_client`` modifier callable (alternative to ``sign``).
-        timeout: seconds to wait for the STAC API to connect and to answer each request
-            (:data:`STAC_TIMEOUT_S` by default; None: forever).
+        timeout: seconds to wait for the STAC API to connect and to answer each request,
+            and for data reads to connect or receive a byte (:data:`STAC_TIMEOUT_S` by
+            default; None: forever).
 
     Returns:
         Dataset with float32 reflectance variables named after ``bands``, ``SCL`` (float,
@@ -589,7 +615,9 @@ def load_s2(
     if angles == "granule":
         names.append("granule_metadata")
     keys = _resolve_assets(items, names, table)
-    grid = dict(bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks)
+    grid = dict(
+        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
+    )
     ds = _stack(items, {b: keys[b] for b in bands}, resampling=resampling, **grid)
     offsets = np.array(
         [
@@ -607,7 +635,9 @@ def load_s2(
         ds[b] = refl.where(dn != NODATA_DN)
         ds[b].attrs = {"long_name": f"Sentinel-2 {b} surface reflectance", "units": "1"}
     if angles == "granule":
-        ds = _granule_angles(ds, items, keys["granule_metadata"], template=ds[bands[0]])
+        ds = _granule_angles(
+            ds, items, keys["granule_metadata"], template=ds[bands[0]], timeout=timeout
+        )
     if mask:
         scl = _stack(items, {"SCL": keys["SCL"]}, resampling="nearest", **grid)["SCL"]
         scl = scl.where(scl != 0)
@@ -700,7 +730,9 @@ def load_s1(
             chunks = (like.chunksizes["y"][0], like.chunksizes["x"][0])
     chunks = 1024 if chunks is None else chunks
     keys = _resolve_assets(items, pols, S1_ASSET_KEYS)
-    grid = dict(bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks)
+    grid = dict(
+        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
+    )
     ds = _stack(items, keys, resampling=resampling, **grid)
     for p in pols:
         da = ds[p]
