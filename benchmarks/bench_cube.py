@@ -83,6 +83,7 @@ def run_blockwise(table, dates: int, size: int, chunk: int, queue) -> None:
     import dask
 
     import xr_physcube  # noqa: F401
+    from xr_physcube.cli import ZARR_FORMAT  # the format the batch jobs write
 
     cube, _ = lazy_cube(table, dates, size, chunk)
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +91,7 @@ def run_blockwise(table, dates: int, size: int, chunk: int, queue) -> None:
         base = _peak_rss_mb()
         start = time.perf_counter()
         with dask.config.set(scheduler="threads", num_workers=2):
-            result.to_zarr(f"{tmp}/out.zarr", mode="w")
+            result.to_zarr(f"{tmp}/out.zarr", mode="w", zarr_format=ZARR_FORMAT)
         elapsed = time.perf_counter() - start
     queue.put((elapsed, base, _peak_rss_mb()))
 

@@ -1,0 +1,58 @@
+"""The benchmark scripts still run end to end (on tiny sizes) and print their ratio
+against the peer; no speed is asserted here (speed targets live in ``benchmarks/``).
+
+``bench_inverse.py`` (re-simulates 200,000-sample training sets) and ``bench_vae.py``
+(trains) take minutes even when small and are not run here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+TINY = {
+    "bench_sar_safy": "--n-wcm 2000 --n-safy 50 --days 60 --n-scalar 5 --repeat 1 --no-compile",
+    "bench_prosail": "--n 100 --n-ref 5 --repeat 1",
+    "bench_cube": "--dates 2 --size 64 --chunk 32",
+}
+NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
+
+
+def _run(name: str, tmp_path: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *TINY[name].split()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _ratios(printed: str) -> list[float]:
+    found = re.findall(rf"ratio(?: to \(a\) =|)\s+{NUMBER}x", printed)
+    found += re.findall(rf"blockwise / in-memory:\s+{NUMBER}x", printed)
+    return [float(r.replace(",", "")) for r in found]
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_benchmark_prints_its_ratios(name, tmp_path):
+    printed = _run(name, tmp_path)
+    ratios = _ratios(printed)
+    assert ratios, printed
+    assert all(r > 0 for r in ratios), printed
+    if name == "bench_sar_safy":  # the NumPy peer and ours did the same work
+        diff = re.search(rf"max \|final biomass NumPy - ours\| = {NUMBER} g/m2", printed)
+        assert diff and float(diff.group(1)) < 1e-2, printed
+
+
+def test_every_benchmark_is_listed():
+    scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
+    assert set(TINY) | {"bench_inverse", "bench_vae"} == scripts
