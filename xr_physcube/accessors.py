@@ -1,4 +1,5 @@
-"""xarray accessors: ``ds.physics`` (forward models, retrievals) and ``ds.vae``.
+"""xarray accessors: ``ds.physics`` (forward models, retrievals, SAFY crop growth)
+and ``ds.vae``.
 
 Glue only: each method gathers the variables a model needs from the Dataset,
 broadcasts them lazily to the cube's dims and chunks, and maps a NumPy block
@@ -14,14 +15,25 @@ Angles (degrees) are read from variables or coordinates named ``tts`` (sun zenit
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
+from xr_physcube.models.safy import OUTPUT_ATTRS as SAFY_OUTPUT_ATTRS
+from xr_physcube.models.safy import (
+    RADIATION,
+    SAFY_PARAMETERS,
+    TEMPERATURE,
+    SafyParameters,
+    safy,
+)
+from xr_physcube.parameters import fields_doc
 from xr_physcube.sensors.checks import check_observations
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, Sentinel2Bands
@@ -33,6 +45,8 @@ ANGLE_HINT = (
 )
 DEFAULT_BATCH = 65_536
 """Pixels per model call inside a chunk (bounds the temporary memory of a block)."""
+SAFY_BATCH = 8192
+"""Pixels per SAFY call inside a chunk (about 50 bytes per pixel and day of float32)."""
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -396,6 +410,169 @@ class PhysicsAccessor:
             .assign_attrs(long_name="normalised difference vegetation index (B8, B4)", units="1")
         )
 
+    # ---- crop growth -------------------------------------------------------------------
+    def grow(
+        self,
+        temperature: str = "temperature",
+        radiation: str = "radiation",
+        *,
+        emergence: str | np.datetime64 | pd.Timestamp | xr.DataArray | None = None,
+        emergence_width: float = 0.5,
+        device: str | torch.device | None = None,
+        validate: bool = True,
+        batch_size: int = SAFY_BATCH,
+        **params: float,
+    ) -> xr.Dataset:
+        """Run the SAFY crop model (:func:`~xr_physcube.models.safy.safy`) on every pixel.
+
+        The Dataset holds daily forcing on a regular daily datetime64 ``time`` axis:
+        variables ``temperature`` (daily mean air temperature, °C) and ``radiation``
+        (daily global radiation, MJ m⁻² day⁻¹), per pixel (time, y, x) or one series
+        (time,) for the whole cube. Any SAFY parameter (listed below) found in the
+        Dataset as a variable or coordinate without a time dimension, e.g. ``d0`` or
+        ``elue`` per pixel (y, x) or as a scalar, is used per pixel; others come from
+        the keywords ``**params`` (scalars; a name given both ways raises) or take their
+        maize defaults. ``yield`` is returned when ``hi`` (harvest index) is given.
+
+        Blockwise over space with the whole time axis in one chunk (``time`` is
+        rechunked to one chunk, spatial chunks are kept); lazy on dask input. A pixel
+        with any NaN forcing day or NaN parameter gives NaN on every day (neighbours are
+        unaffected). Out-of-range forcings or per-pixel parameters raise ``ValueError``
+        when the chunk is computed; scalar parameters and dates are checked at once.
+
+        Args:
+            temperature: name of the temperature variable (°C).
+            radiation: name of the global radiation variable (MJ m⁻² day⁻¹).
+            emergence: plant emergence as a date (``"2024-05-06"``, ``np.datetime64``,
+                ``pd.Timestamp``), or a per-pixel datetime64 variable (its name or a
+                DataArray; NaT gives a NaN pixel). Converted to SAFY's ``d0`` (0-based
+                index of that calendar day in the series; times of day are ignored);
+                a date outside the series raises ``ValueError``. Exclusive with ``d0``.
+            emergence_width: width (days) of SAFY's smooth emergence step; > 0.
+            device: "cpu", "cuda" or None (CUDA when available).
+            validate: check forcings and parameters against their ranges.
+            batch_size: pixels per model call inside a chunk (bounds memory: about
+                50 bytes per pixel and day).
+            **params: scalar SAFY parameters, e.g. ``elue=2.8, hi=0.5``.
+
+        Returns:
+            Dataset with ``glai`` (green leaf area index, m² m⁻²), ``biomass`` (dry
+            aboveground mass, g m⁻²) and, with ``hi``, ``yield`` (HI × biomass, g m⁻²),
+            on the forcing's dims in its order (e.g. time, y, x) and spatial chunks,
+            with its non-index coordinates.
+
+        Raises:
+            ValueError: no regular daily ``time`` axis, a missing forcing variable, a
+                parameter variable with a time dimension, an emergence date outside the
+                series, ``emergence`` together with ``d0``, an out-of-range scalar.
+            TypeError: an unknown keyword parameter.
+        """
+        ds = self._ds
+        if emergence_width <= 0:
+            raise ValueError(f"emergence_width must be > 0 days; got {emergence_width}")
+        unknown = [k for k in params if k not in SAFY_PARAMETERS]
+        if unknown:
+            raise TypeError(
+                f"grow() got unknown SAFY parameter(s) {unknown}; known: {list(SAFY_PARAMETERS)}"
+            )
+        times = _daily_times(ds)
+        _require(ds, [temperature, radiation], "grow()", _forcing_hint)
+        forcing = [ds[n].reset_coords(drop=True) for n in (temperature, radiation)]
+        for name, da in zip((temperature, radiation), forcing, strict=True):
+            if "time" not in da.dims:
+                raise ValueError(f"grow(): forcing variable {name!r} has no 'time' dimension")
+        ref = max(forcing, key=lambda da: da.ndim)
+        per_pixel = {
+            n: ds[n].reset_coords(drop=True)
+            for n in SAFY_PARAMETERS
+            if n in ds.variables and n not in ds.dims
+        }
+        both = sorted(set(per_pixel) & set(params))
+        if both:
+            raise ValueError(
+                f"grow(): parameter(s) {both} given both as Dataset variables and keywords; "
+                "drop one (e.g. ds.drop_vars(...))"
+            )
+        if emergence is not None:
+            if "d0" in per_pixel or "d0" in params:
+                raise ValueError("grow(): give the emergence either as emergence= or as d0")
+            d0 = _emergence_index(ds, emergence, times)
+            if isinstance(d0, xr.DataArray):
+                per_pixel["d0"] = d0
+            else:
+                params["d0"] = d0
+        for name, da in per_pixel.items():
+            if np.issubdtype(da.dtype, np.datetime64):
+                raise ValueError(
+                    f"grow(): variable {name!r} holds dates; pass it as emergence={name!r}"
+                )
+            if not np.issubdtype(da.dtype, np.number):
+                raise TypeError(f"variable {name!r} has non-numeric dtype {da.dtype}")
+            if "time" in da.dims:
+                raise ValueError(
+                    f"grow(): parameter variable {name!r} has dims {da.dims}; SAFY parameters "
+                    "are constant in time (per pixel or scalar)"
+                )
+            if da.chunks is None:  # cheap: check now (NaN marks a masked pixel)
+                values = np.asarray(da.values, dtype=float)
+                if name == "d0":
+                    _check_index(values, times)
+                finite = values[np.isfinite(values)]
+                if finite.size:
+                    SAFY_PARAMETERS[name].check(finite, "grow()")
+        for name, value in params.items():
+            SAFY_PARAMETERS[name].check(value, "grow()")
+        if "d0" in params:
+            _check_index(np.asarray([params["d0"]], dtype=float), times)
+
+        inputs = [*forcing, *per_pixel.values()]
+        if any(da.chunks is not None for da in inputs):
+            chunks = dict(ref.chunksizes) if ref.chunks is not None else {}
+            chunks["time"] = -1
+            inputs = [da.chunk({d: c for d, c in chunks.items() if d in da.dims}) for da in inputs]
+        outputs = ["glai", "biomass"] + (["yield_"] if "hi" in params or "hi" in per_pixel else [])
+        series = (str(times[0]), str(times[-1]))
+        block = _SafyBlock(
+            list(per_pixel),
+            {k: float(v) for k, v in params.items()},
+            outputs,
+            emergence_width,
+            device,
+            validate,
+            batch_size,
+            series if "d0" in per_pixel and emergence is not None else None,
+        )
+        result = xr.apply_ufunc(
+            block,
+            *inputs,
+            input_core_dims=[["time"], ["time"], *([[]] * len(per_pixel))],
+            output_core_dims=[["time"]] * len(outputs),
+            dask="parallelized",
+            output_dtypes=[np.float32] * len(outputs),
+            keep_attrs="drop",
+        )
+        result = result if isinstance(result, tuple) else (result,)
+        dims = list(ref.dims)
+        for da in per_pixel.values():
+            dims += [d for d in da.dims if d not in dims]
+        data = {
+            name.rstrip("_"): da.transpose(*dims).assign_attrs(SAFY_OUTPUT_ATTRS[name])
+            for name, da in zip(outputs, result, strict=True)
+        }
+        from xr_physcube.vae.accessor import _side_coords
+
+        out = xr.Dataset(data, attrs={"source": "SAFY (xr_physcube.models.safy.safy)"})
+        return out.assign_coords(_side_coords(ds, tuple(dims)))
+
+    grow.__doc__ = (grow.__doc__ or "") + textwrap.indent(
+        "\n"
+        + fields_doc([TEMPERATURE, RADIATION], "Forcing variables")
+        + "\n\n"
+        + fields_doc(SAFY_PARAMETERS.values(), "SAFY parameters (variables or keywords)")
+        + "\n",
+        " " * 8,
+    )
+
 
 class _DefaultsBlock:
     """Append constant default parameters to each row before calling ``inner``."""
@@ -428,6 +605,128 @@ class _SarBlock:
             res = water_cloud_backscatter(**kwargs, **self.options, validate=self.validate)
         out[valid, 0], out[valid, 1] = res.vv.cpu().numpy(), res.vh.cpu().numpy()
         return (out.reshape(*x.shape[:-1], 2),)
+
+
+def _forcing_hint(missing: list[str]) -> str:
+    return (
+        "; name the forcing variables with grow(temperature=..., radiation=...) "
+        "(daily mean air temperature in degC, global radiation in MJ m-2 day-1)"
+    )
+
+
+def _daily_times(ds: xr.Dataset) -> np.ndarray:
+    """The ``time`` coordinate as datetime64, checked to be daily and regular."""
+    if "time" not in ds.dims:
+        raise ValueError(f"grow() needs a daily 'time' dimension; the Dataset has {tuple(ds.dims)}")
+    index = ds.indexes.get("time")
+    if index is None or not np.issubdtype(index.dtype, np.datetime64):
+        raise ValueError(
+            "grow() needs datetime64 values on the 'time' dimension (one per day), e.g. "
+            "ds.assign_coords(time=pd.date_range('2024-01-01', periods=ds.sizes['time']))"
+        )
+    times = np.asarray(index.values)
+    if times.size < 2:
+        raise ValueError(f"grow() needs at least 2 days of forcing; got {times.size}")
+    steps = np.diff(times)
+    bad = np.flatnonzero(steps != np.timedelta64(1, "D"))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            "grow() needs daily forcing on a regular time axis (steps of exactly 1 day, "
+            f"increasing); found a step of {steps[i] / np.timedelta64(1, 'h'):g} h between "
+            f"{times[i]} and {times[i + 1]} ({bad.size} irregular step(s)); resample, e.g. "
+            "ds.resample(time='1D').mean(), and fill gaps"
+        )
+    return times
+
+
+def _check_index(d0: np.ndarray, times: np.ndarray) -> None:
+    """Raise if an emergence index (days, NaN ignored) falls outside the series."""
+    finite = d0[np.isfinite(d0)]
+    if finite.size and (finite.min() < 0 or finite.max() > times.size - 1):
+        raise ValueError(
+            f"grow(): emergence outside the forcing series {times[0]} .. {times[-1]} "
+            f"(d0 must lie in [0, {times.size - 1}]; got values in "
+            f"[{finite.min():g}, {finite.max():g}])"
+        )
+
+
+def _emergence_index(ds: xr.Dataset, emergence: Any, times: np.ndarray) -> float | xr.DataArray:
+    """SAFY's ``d0`` (days since the first forcing day) for an emergence date or a
+    per-pixel datetime64 variable (checked now unless it is dask-backed)."""
+    first = np.datetime64(pd.Timestamp(times[0]).floor("D"))
+    day = np.timedelta64(1, "D")
+    if isinstance(emergence, str) and emergence in ds.variables:
+        emergence = ds[emergence]
+    if isinstance(emergence, xr.DataArray):
+        if not np.issubdtype(emergence.dtype, np.datetime64):
+            raise ValueError(
+                f"grow(): emergence variable {emergence.name!r} must hold datetime64 dates; "
+                f"got dtype {emergence.dtype} (give a 0-based day index as 'd0' instead)"
+            )
+        d0 = ((emergence.dt.floor("D") - first) / day).reset_coords(drop=True).rename("d0")
+        if d0.chunks is None:
+            _check_index(np.asarray(d0.values, dtype=float), times)
+        return d0
+    try:
+        when = pd.Timestamp(emergence)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"grow(): emergence={emergence!r} is neither a variable of the Dataset nor a date"
+        ) from err
+    if pd.isna(when):
+        raise ValueError("grow(): emergence is NaT")
+    d0 = float((np.datetime64(when.floor("D")) - first) / day)
+    _check_index(np.asarray([d0]), times)
+    return d0
+
+
+class _SafyBlock:
+    """temperature, radiation (..., n_days) and per-pixel parameters (...) ->
+    SAFY outputs (..., n_days); NaN pixels -> NaN."""
+
+    def __init__(self, names, constants, outputs, width, device, validate, batch, series):
+        self.names, self.constants, self.outputs = list(names), dict(constants), list(outputs)
+        self.width, self.device, self.validate, self.batch = width, device, validate, batch
+        self.series = series  # (first, last) day when d0 comes from emergence dates
+
+    def __call__(self, temp: np.ndarray, rad: np.ndarray, *params: np.ndarray):
+        n_days = temp.shape[-1]
+        shape = np.broadcast_shapes(temp.shape[:-1], rad.shape[:-1], *(p.shape for p in params))
+        t = np.broadcast_to(temp, (*shape, n_days)).reshape(-1, n_days).astype(np.float32)
+        r = np.broadcast_to(rad, (*shape, n_days)).reshape(-1, n_days).astype(np.float32)
+        p = [np.broadcast_to(v, shape).reshape(-1).astype(np.float32) for v in params]
+        valid = _valid_rows(t) & _valid_rows(r)
+        for v in p:
+            valid &= np.isfinite(v)
+        rows_ok = np.flatnonzero(valid)
+        if self.series is not None and rows_ok.size:
+            d0 = p[self.names.index("d0")][rows_ok]
+            if d0.min() < 0 or d0.max() > n_days - 1:
+                raise ValueError(
+                    f"grow(): emergence date(s) outside the forcing series {self.series[0]} .. "
+                    f"{self.series[1]} (d0 in [{d0.min():g}, {d0.max():g}], "
+                    f"valid [0, {n_days - 1}])"
+                )
+        out = [np.full((t.shape[0], n_days), np.nan, np.float32) for _ in self.outputs]
+        device = resolve_device(self.device)
+        for i in range(0, rows_ok.size, self.batch):
+            rows = rows_ok[i : i + self.batch]
+            given = {
+                n: torch.as_tensor(v[rows], device=device)
+                for n, v in zip(self.names, p, strict=True)
+            }
+            with torch.no_grad():
+                res = safy(
+                    torch.as_tensor(t[rows], device=device),
+                    torch.as_tensor(r[rows], device=device),
+                    SafyParameters(**self.constants, **given),
+                    emergence_width=self.width,
+                    validate=self.validate,
+                )
+            for o, name in zip(out, self.outputs, strict=True):
+                o[rows] = getattr(res, name).cpu().numpy()
+        return tuple(o.reshape(*shape, n_days) for o in out)
 
 
 def std_attrs(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -184,6 +184,15 @@ class SafyOutput(NamedTuple):
     smt: torch.Tensor
 
 
+OUTPUT_ATTRS: dict[str, dict[str, str]] = {
+    "glai": {"long_name": "green leaf area index", "units": "m2 m-2"},
+    "biomass": {"long_name": "dry aboveground biomass (DAM)", "units": "g m-2"},
+    "yield_": {"long_name": "yield: harvest index x dry aboveground biomass", "units": "g m-2"},
+    "smt": {"long_name": "temperature sum since emergence", "units": "degC day"},
+}
+"""Long name and units of each :class:`SafyOutput` field (CF attributes of gridded outputs)."""
+
+
 def temperature_response(
     temp: torch.Tensor, tmin: torch.Tensor, topt: torch.Tensor, tmax: torch.Tensor, beta
 ) -> torch.Tensor:
