@@ -74,6 +74,13 @@ def _require(
             raise TypeError(f"variable {name!r} has non-numeric dtype {ds[name].dtype}")
 
 
+def _side_coords(src: xr.Dataset, dims: tuple[str, ...]) -> dict[str, xr.DataArray]:
+    """Non-index coordinates of ``src`` (e.g. per-date angles) that fit ``dims``."""
+    return {
+        k: v for k, v in src.coords.items() if k not in src.indexes and set(v.dims) <= set(dims)
+    }
+
+
 def _gather(ds: xr.Dataset, names: Sequence[str]) -> list[xr.DataArray]:
     """Variables/coords ``names`` broadcast lazily to the dims and chunks of the cube.
 
@@ -559,8 +566,6 @@ class PhysicsAccessor:
             name.rstrip("_"): da.transpose(*dims).assign_attrs(SAFY_OUTPUT_ATTRS[name])
             for name, da in zip(outputs, result, strict=True)
         }
-        from xr_physcube.vae.accessor import _side_coords
-
         out = xr.Dataset(data, attrs={"source": "SAFY (xr_physcube.models.safy.safy)"})
         return out.assign_coords(_side_coords(ds, tuple(dims)))
 

@@ -20,6 +20,7 @@ from xr_physcube.accessors import (
     _blockwise,
     _gather,
     _require,
+    _side_coords,
     resolve_device,
     std_attrs,
 )
@@ -131,13 +132,6 @@ def _check_time(net: PhysVAE, ds: xr.Dataset) -> None:
             f"{tuple(ds.dims)}: pass a per-pixel model (e.g. 'pixel_hybrid') or add the "
             "dimension (ds.expand_dims('time') for a single date)"
         )
-
-
-def _side_coords(src: xr.Dataset, dims: tuple[str, ...]) -> dict[str, xr.DataArray]:
-    """Non-index coordinates of ``src`` (e.g. per-date angles) that fit ``dims``."""
-    return {
-        k: v for k, v in src.coords.items() if k not in src.indexes and set(v.dims) <= set(dims)
-    }
 
 
 @xr.register_dataset_accessor("vae")
