@@ -7,23 +7,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from dask_counting import CountingScheduler
 
 import xr_physcube  # noqa: F401  (registers the accessors)
 from xr_physcube.io.demo import demo_scene
 from xr_physcube.models.prosail import Prosail, ProsailParameters
 from xr_physcube.models.sar import water_cloud_backscatter
 from xr_physcube.sensors.sentinel2 import BANDS, SCL_INVALID, Sentinel2Bands
-
-
-class CountingScheduler:
-    """A dask scheduler that counts how often a graph is executed."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, dsk, keys, **kwargs):
-        self.calls += 1
-        return dask.get(dsk, keys, **kwargs)
 
 
 def parameter_cube(nt=2, ny=6, nx=5, seed=0) -> xr.Dataset:

@@ -8,23 +8,13 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from dask_counting import CountingScheduler
 
 import xr_physcube  # noqa: F401  (registers the accessors)
 from xr_physcube.models.safy import safy, shipped_climate
 
 NY, NX = 3, 4  # unequal, so that a y/x mix-up cannot pass
 START = "2023-01-01"  # a non-leap year: row i of the shipped climate is day of year i + 1
-
-
-class CountingScheduler:
-    """A dask scheduler that counts how often a graph is executed."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, dsk, keys, **kwargs):
-        self.calls += 1
-        return dask.get(dsk, keys, **kwargs)
 
 
 def forcing_cube(ny: int = NY, nx: int = NX, start: str = START) -> xr.Dataset:
