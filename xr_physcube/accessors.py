@@ -538,7 +538,6 @@ class PhysicsAccessor:
             chunks["time"] = -1
             inputs = [da.chunk({d: c for d, c in chunks.items() if d in da.dims}) for da in inputs]
         outputs = ["glai", "biomass"] + (["yield_"] if "hi" in params or "hi" in per_pixel else [])
-        series = (str(times[0]), str(times[-1]))
         block = _SafyBlock(
             list(per_pixel),
             {k: float(v) for k, v in params.items()},
@@ -547,7 +546,7 @@ class PhysicsAccessor:
             device,
             validate,
             batch_size,
-            series if "d0" in per_pixel and emergence is not None else None,
+            times if "d0" in per_pixel and emergence is not None else None,
         )
         result = xr.apply_ufunc(
             block,
@@ -690,10 +689,10 @@ class _SafyBlock:
     """temperature, radiation (..., n_days) and per-pixel parameters (...) ->
     SAFY outputs (..., n_days); NaN pixels -> NaN."""
 
-    def __init__(self, names, constants, outputs, width, device, validate, batch, series):
+    def __init__(self, names, constants, outputs, width, device, validate, batch, times):
         self.names, self.constants, self.outputs = list(names), dict(constants), list(outputs)
         self.width, self.device, self.validate, self.batch = width, device, validate, batch
-        self.series = series  # (first, last) day when d0 comes from emergence dates
+        self.times = times  # the forcing days, when d0 comes from emergence dates
 
     def __call__(self, temp: np.ndarray, rad: np.ndarray, *params: np.ndarray):
         n_days = temp.shape[-1]
@@ -705,14 +704,8 @@ class _SafyBlock:
         for v in p:
             valid &= np.isfinite(v)
         rows_ok = np.flatnonzero(valid)
-        if self.series is not None and rows_ok.size:
-            d0 = p[self.names.index("d0")][rows_ok]
-            if d0.min() < 0 or d0.max() > n_days - 1:
-                raise ValueError(
-                    f"grow(): emergence date(s) outside the forcing series {self.series[0]} .. "
-                    f"{self.series[1]} (d0 in [{d0.min():g}, {d0.max():g}], "
-                    f"valid [0, {n_days - 1}])"
-                )
+        if self.times is not None:  # dask-backed dates: not checked before compute
+            _check_index(p[self.names.index("d0")][rows_ok], self.times)
         out = [np.full((t.shape[0], n_days), np.nan, np.float32) for _ in self.outputs]
         device = resolve_device(self.device)
         for i in range(0, rows_ok.size, self.batch):
