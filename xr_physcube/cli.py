@@ -180,6 +180,22 @@ def check_out(store: Path, overwrite: bool) -> None:
 
 
 def _retrieve(args: argparse.Namespace) -> int:
+    """The retrieve job; what users can fix (nothing found, an unreachable or failing
+    STAC API, bad values, an existing --out) ends with one line on stderr and exit code 1,
+    not a traceback."""
+    from pystac_client.exceptions import APIError
+
+    from xr_physcube.io.stac import StacSearchError
+
+    try:
+        return _retrieve_job(args)
+    except (StacSearchError, APIError, ValueError, FileExistsError) as err:
+        where = f"STAC API {args.url}: " if isinstance(err, APIError) else ""
+        print(f"xr-physcube retrieve: error: {where}{err}", file=sys.stderr)
+        return 1
+
+
+def _retrieve_job(args: argparse.Namespace) -> int:
     import numpy as np
     import xarray as xr
 
@@ -401,16 +417,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors a batch job reports as one line on stderr (exit code 1), not a traceback:
-    nothing found, an unreachable or failing STAC API, bad values, an existing --out."""
-    from pystac_client.exceptions import APIError
-
-    from xr_physcube.io.stac import StacSearchError
-
-    return (StacSearchError, APIError, ValueError, FileExistsError)
-
-
 def bbox_problem(bbox: list[float]) -> str | None:
     """Why ``--bbox W S E N`` (degrees) cannot be searched and stacked, or None."""
     w, s, e, n = bbox
@@ -444,16 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         if problem := variables_problem(args.variables, args.method):
             parser.error(f"argument --variables: {problem}")
     keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
-    if args.command != "retrieve":
-        return args.func(args)
-    try:
-        return args.func(args)
-    except _user_errors() as err:
-        from pystac_client.exceptions import APIError
-
-        where = f"STAC API {args.url}: " if isinstance(err, APIError) else ""
-        print(f"xr-physcube retrieve: error: {where}{err}", file=sys.stderr)
-        return 1
+    return args.func(args)
 
 
 if __name__ == "__main__":
