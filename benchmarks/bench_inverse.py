@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from xr_physcube.inverse import load_pretrained
+from xr_physcube.inverse.pretrained import network_spec
+from xr_physcube.inverse.pretrained import training_data as simulate_for
 from xr_physcube.inverse.train import (
     arrays,
     fit_bvnet,
-    network_spec,
     predict_bvnet,
-    simulate_for,
 )
 
 

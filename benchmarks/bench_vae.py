@@ -37,17 +37,13 @@ import torch
 import xarray as xr
 
 import xr_physcube  # noqa: F401
+from xr_physcube.cube.vae import VAEAccessor  # noqa: F401
 from xr_physcube.io.demo import demo_scene
 from xr_physcube.sensors.sentinel2 import BANDS
 from xr_physcube.vae import load_pretrained
-from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401
-from xr_physcube.vae.model import (
-    DEFAULT_PIXEL_MODEL,
-    DEFAULT_TEMPORAL_MODEL,
-    OUTPUTS,
-    PhysVAE,
-)
-from xr_physcube.vae.train import simulate_prior_pixels, simulate_prior_series
+from xr_physcube.vae.model import OUTPUTS, PhysVAE
+from xr_physcube.vae.pretrained import DEFAULT_PIXEL_MODEL, DEFAULT_TEMPORAL_MODEL
+from xr_physcube.vae.simulate import simulate_prior_pixels, simulate_prior_series
 
 VARS = ("lai", "cab", "cw", "cm", "mv")
 TEST_SEED = 20261125

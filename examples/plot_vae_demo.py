@@ -21,10 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import xr_physcube  # noqa: E402, F401
+from xr_physcube.cube.vae import VAEAccessor  # noqa: E402, F401
 from xr_physcube.io.demo import demo_scene  # noqa: E402
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS  # noqa: E402
 from xr_physcube.vae import load_pretrained  # noqa: E402
-from xr_physcube.vae.accessor import VAEAccessor  # noqa: E402, F401
 
 OUT = Path(__file__).parent / "figures" / "vae_demo.png"
 

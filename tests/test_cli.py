@@ -90,7 +90,7 @@ def test_train_inverse_replaces_shipped_weights_only_when_asked(tmp_path, monkey
 
 
 def test_train_inverse_passes_and_prints_the_path(tmp_path, monkeypatch, capsys):
-    import xr_physcube.inverse.train as inverse_train
+    import xr_physcube.inverse.pretrained as inverse_train
 
     calls = []
 

@@ -14,9 +14,9 @@ import pytest
 import xarray as xr
 
 import xr_physcube  # noqa: F401  (registers the accessors)
+from xr_physcube.cube.checks import MAX_REFLECTANCE, check_observations
 from xr_physcube.io.demo import demo_scene
 from xr_physcube.models import sail, sar
-from xr_physcube.sensors.checks import MAX_REFLECTANCE, check_observations
 from xr_physcube.sensors.sentinel2 import BANDS
 
 NAMES = ("B4", "VV", "tts", "theta", "ndvi")

@@ -16,6 +16,7 @@ import xarray as xr
 from scipy import stats
 
 from xr_physcube.inverse import BVNet, InverseModel, check_inputs, load_pretrained
+from xr_physcube.inverse.pretrained import NETWORKS, WEIGHTS_DIR, output_attrs, train_pretrained
 from xr_physcube.inverse.priors import (
     S2_GEOMETRY,
     S2_PRIORS,
@@ -27,16 +28,12 @@ from xr_physcube.inverse.priors import (
 )
 from xr_physcube.inverse.simulate import S2Noise, SimulationConfig, simulate_s2, simulate_to_zarr
 from xr_physcube.inverse.train import (
-    NETWORKS,
-    WEIGHTS_DIR,
     arrays,
     fit,
     fit_bvnet,
-    gaussian_nll,
-    output_attrs,
     predict_bvnet,
-    train_pretrained,
 )
+from xr_physcube.inverse.train import gaussian_nll_logvar as gaussian_nll
 from xr_physcube.models import prospect, sail
 from xr_physcube.sensors.sentinel2 import BANDS
 

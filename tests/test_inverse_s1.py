@@ -10,8 +10,9 @@ import torch
 import xarray as xr
 
 from xr_physcube.inverse import InverseModel, load_pretrained
+from xr_physcube.inverse.pretrained import NETWORKS, output_attrs
 from xr_physcube.inverse.simulate import simulate_s1
-from xr_physcube.inverse.train import NETWORKS, arrays, fit, output_attrs
+from xr_physcube.inverse.train import arrays, fit
 from xr_physcube.models.sar import water_cloud_backscatter
 
 S1 = NETWORKS["s1"]

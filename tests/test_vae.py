@@ -15,13 +15,13 @@ import xarray as xr
 from scipy import stats
 
 import xr_physcube  # noqa: F401  (registers accessors)
+from xr_physcube.cube.vae import VAEAccessor  # noqa: F401  (registers ds.vae)
 from xr_physcube.inverse.priors import S1_PRIORS, S2_PRIORS
 from xr_physcube.io.demo import demo_scene
 from xr_physcube.models.prosail import Prosail, ProsailParameters
 from xr_physcube.models.sar import water_cloud_backscatter
 from xr_physcube.sensors.sentinel2 import BANDS, Sentinel2Bands
 from xr_physcube.vae import PhysVAE, load_pretrained
-from xr_physcube.vae.accessor import VAEAccessor  # noqa: F401  (registers ds.vae)
 from xr_physcube.vae.losses import gaussian_nll, kl_logit_normal_uniform, temporal_smoothness
 from xr_physcube.vae.model import CAR_RATIO, LEGACY_LATENTS
 from xr_physcube.vae.priors import kl_logit_normal_prior
@@ -325,12 +325,11 @@ def test_save_load_roundtrip(tmp_path, scene):
     doy = torch.tensor([90.0, 120.0, 160.0, 200.0])
     for a, b in zip(model.eval().infer(obs, ang, doy), back.infer(obs, ang, doy), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    # via the accessor
+    # a checkpoint path is a model for the (stateless) accessor
     ds = scene.cube
-    ds.vae.model = model
-    ds.vae.save(tmp_path / "acc.pt")
-    loaded = ds.vae.load(tmp_path / "acc.pt")
-    torch.testing.assert_close(loaded.encoder.head[1].weight, model.encoder.head[1].weight)
+    model.save(tmp_path / "acc.pt")
+    from_path = ds.vae.encode(tmp_path / "acc.pt").lai.values
+    np.testing.assert_array_equal(from_path, ds.vae.encode(model).lai.values)
 
 
 # --- the accessor ----------------------------------------------------------------------
@@ -340,15 +339,16 @@ def test_training_on_tiny_cube_lowers_loss(scene):
     ds = scene.cube  # dask-backed, 4 spatial chunks sampled one at a time
     model = ds.vae.fit(PhysVAE(hidden=64), epochs=20, max_steps=40, batch_size=256, lr=3e-3,
                        progress=False)  # fmt: skip
-    history = ds.vae.history
-    assert len(history) == 40 and ds.vae.model is model
+    history = model.history
+    assert len(history) == 40 and isinstance(model, PhysVAE)
     assert np.mean(history[-5:]) < 0.5 * np.mean(history[:5])
 
 
 def test_anchored_fine_tuning_keeps_the_encoder_on_the_simulated_truth():
     """Fine-tuning on unlabelled pixels with ``anchor`` simulations: the encoder's NLL of
     held-out simulated truth ends lower than after the same steps without the anchor."""
-    from xr_physcube.vae.train import simulate_for, supervised_nll
+    from xr_physcube.vae.simulate import simulate_like as simulate_for
+    from xr_physcube.vae.train import supervised_nll
 
     held_out = simulate_for(PhysVAE(), 500, seed=9)
     nll = {}
@@ -357,7 +357,7 @@ def test_anchored_fine_tuning_keeps_the_encoder_on_the_simulated_truth():
         torch.manual_seed(0)
         model = cube.vae.fit(PhysVAE(hidden=64), epochs=50, max_steps=60, batch_size=256,
                              lr=3e-3, anchor=anchor, progress=False)  # fmt: skip
-        assert np.isfinite(cube.vae.history).all()
+        assert np.isfinite(model.history).all()
         with torch.no_grad():
             nll[anchor] = float(
                 supervised_nll(model, held_out.obs, held_out.angles, None, held_out.truth)
@@ -432,8 +432,8 @@ def test_fit_without_any_valid_pixel_raises(scene):
     cube = scene.cube
     empty = cube.assign({v: cube[v].where(False) for v in (*BANDS, "VV", "VH")})
     with pytest.raises(ValueError, match="no pixel of the cube has a valid observation"):
-        empty.vae.fit(PhysVAE(hidden=16), max_steps=2, progress=False)
-    assert empty.vae.model is None
+        empty.vae.fit(untouched := PhysVAE(hidden=16), max_steps=2, progress=False)
+    assert not hasattr(untouched, "history")  # no model came out of the failed fit
 
 
 @pytest.mark.parametrize("name", ["pixel", "pixel_hybrid"])
@@ -465,7 +465,7 @@ def test_temporal_fit_with_smoothness_runs_on_cube(scene):
     ds = scene.cube  # time chunks of 1: the sampler reads whole series per spatial block
     model = ds.vae.fit(PhysVAE(temporal=True, hidden=32), max_steps=3, batch_size=64,
                        smooth_weight=1.0, progress=False)  # fmt: skip
-    assert len(ds.vae.history) == 3 and np.isfinite(ds.vae.history).all()
+    assert len(model.history) == 3 and np.isfinite(model.history).all()
     assert model.config.temporal
 
 
@@ -474,17 +474,17 @@ def test_fit_max_steps_means_steps_not_a_cap_on_one_pass(scene):
     n_rows = ds.B4.size  # pixel-dates
     batch = 256
     steps_per_pass = -(-n_rows // batch)  # upper bound: rows with no observation are skipped
-    ds.vae.fit(PhysVAE(hidden=32), max_steps=steps_per_pass + 3, batch_size=batch,
-               progress=False)  # fmt: skip
-    assert len(ds.vae.history) == steps_per_pass + 3  # more than one pass over the cube
-    ds.vae.fit(PhysVAE(hidden=32), epochs=1, max_steps=10 * steps_per_pass, batch_size=batch,
-               progress=False)  # fmt: skip
-    assert 0 < len(ds.vae.history) <= steps_per_pass  # epochs given: it bounds the passes
+    model = ds.vae.fit(PhysVAE(hidden=32), max_steps=steps_per_pass + 3, batch_size=batch,
+                       progress=False)  # fmt: skip
+    assert len(model.history) == steps_per_pass + 3  # more than one pass over the cube
+    model = ds.vae.fit(PhysVAE(hidden=32), epochs=1, max_steps=10 * steps_per_pass,
+                       batch_size=batch, progress=False)  # fmt: skip
+    assert 0 < len(model.history) <= steps_per_pass  # epochs given: it bounds the passes
 
 
 @pytest.mark.parametrize("name", ["pixel", "pixel_hybrid", "temporal", "temporal_hybrid"])
 def test_pretrain_recipe_runs_and_is_reproducible(tmp_path, name):
-    from xr_physcube.vae.train import pretrain
+    from xr_physcube.vae.pretrained import pretrain
 
     hybrid = name.endswith("_hybrid")
     kw = dict(steps=2, n_sim=32, progress=False, encoder_steps=2 if hybrid else 0)
@@ -497,7 +497,7 @@ def test_pretrain_recipe_runs_and_is_reproducible(tmp_path, name):
 
 
 def test_simulated_series_follow_the_shared_priors():
-    from xr_physcube.vae.train import simulate_prior_series
+    from xr_physcube.vae.simulate import simulate_prior_series
 
     model = PhysVAE()
     sim = simulate_prior_series(300, model.latent_names, n_dates=6, seed=1)
@@ -526,7 +526,7 @@ def test_temporal_hybrid_beats_the_inverse_net_on_the_demo_cube():
 
 
 def test_accessor_default_model_follows_the_number_of_dates():
-    from xr_physcube.vae.model import DEFAULT_PIXEL_MODEL, DEFAULT_TEMPORAL_MODEL
+    from xr_physcube.vae.pretrained import DEFAULT_PIXEL_MODEL, DEFAULT_TEMPORAL_MODEL
 
     cube = demo_scene(size=16, seed=3, chunks=8).cube  # fresh: no model fitted on its accessor
     series = cube.vae.encode()
@@ -594,6 +594,6 @@ def test_fit_with_safy_consistency(safy_term):
     cube = demo_scene(size=16, seed=3, chunks=8).cube
     with pytest.raises(ValueError, match="temporal"):
         cube.vae.fit(PhysVAE(hidden=32), max_steps=1, safy=safy_term, progress=False)
-    cube.vae.fit(PhysVAE(temporal=True, hidden=32), max_steps=3, batch_size=32,
-                 safy=safy_term, progress=False)  # fmt: skip
-    assert len(cube.vae.history) == 3 and np.isfinite(cube.vae.history).all()
+    model = cube.vae.fit(PhysVAE(temporal=True, hidden=32), max_steps=3, batch_size=32,
+                         safy=safy_term, progress=False)  # fmt: skip
+    assert len(model.history) == 3 and np.isfinite(model.history).all()

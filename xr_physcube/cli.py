@@ -5,7 +5,13 @@ xr-physcube demo [--out xr_physcube_demo] [--workers 0]
 xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
     [--method inverse | vae] [--bounds MINX MINY MAXX MAXY --epsg N] [--no-s1]
     [--workers N | --scheduler tcp://host:8786] [--overwrite] [--timeout S]
-xr-physcube train-inverse s2 [--samples 300000] [--seed 0] [--out ./s2.pt | --replace-shipped]
+xr-physcube train-inverse s2|s1 [--samples N] [--seed 0] [--out ./s2.pt | --replace-shipped]
+xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
+    [--out ./vae_<name>.pt | --replace-shipped]
+
+User errors (a :class:`~xr_physcube.exceptions.PhyscubeError`, a failing STAC API, an
+existing ``--out``) end with one line on stderr and exit code 1; anything else is a bug
+and raises with its traceback.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ def _demo(args: argparse.Namespace) -> int:
     import xarray as xr
     from dask.diagnostics import ProgressBar
 
-    import xr_physcube  # noqa: F401  (registers .physics)
+    import xr_physcube.accessors  # noqa: F401  (registers .physics)
     from xr_physcube.io.demo import demo_scene
     from xr_physcube.plotting import plot_retrieval
 
@@ -180,26 +186,11 @@ def check_out(store: Path, overwrite: bool) -> None:
 
 
 def _retrieve(args: argparse.Namespace) -> int:
-    """The retrieve job; what users can fix (nothing found, an unreachable or failing
-    STAC API, bad values, an existing --out) ends with one line on stderr and exit code 1,
-    not a traceback."""
-    from pystac_client.exceptions import APIError
-
-    from xr_physcube.io.stac import StacSearchError
-
-    try:
-        return _retrieve_job(args)
-    except (StacSearchError, APIError, ValueError, FileExistsError) as err:
-        where = f"STAC API {args.url}: " if isinstance(err, APIError) else ""
-        print(f"xr-physcube retrieve: error: {where}{err}", file=sys.stderr)
-        return 1
-
-
-def _retrieve_job(args: argparse.Namespace) -> int:
+    """The retrieve job: load_cube/load_s2 -> retrieve or VAE -> Zarr."""
     import numpy as np
     import xarray as xr
 
-    import xr_physcube  # noqa: F401  (registers .physics and .vae)
+    import xr_physcube.accessors  # noqa: F401  (registers .physics and .vae)
 
     store = Path(args.out)
     check_out(store, args.overwrite)
@@ -223,23 +214,83 @@ def _retrieve_job(args: argparse.Namespace) -> int:
 
 
 def train_out_path(args: argparse.Namespace) -> Path:
-    """Where ``train-inverse`` writes: ``--out``, the shipped file with ``--replace-shipped``,
-    else ``./<name>.pt`` in the current directory (the shipped weights stay untouched)."""
-    if args.replace_shipped:
-        from xr_physcube.inverse.train import WEIGHTS_DIR, network_spec
+    """Where ``train-inverse``/``train-vae`` write: ``--out``, the shipped file with
+    ``--replace-shipped``, else ``./<file name of the shipped weights>`` in the current
+    directory (the shipped weights stay untouched)."""
+    if args.command == "train-vae":
+        from xr_physcube.vae.pretrained import WEIGHTS_DIR
 
-        return WEIGHTS_DIR / f"{network_spec(args.name).name}.pt"
-    return Path(args.out) if args.out else Path.cwd() / f"{args.name}.pt"
+        shipped = WEIGHTS_DIR / f"vae_{args.name}.pt"
+    else:
+        from xr_physcube.inverse.pretrained import WEIGHTS_DIR, network_spec
+
+        shipped = WEIGHTS_DIR / f"{network_spec(args.name).name}.pt"
+    if args.replace_shipped:
+        return shipped
+    return Path(args.out) if args.out else Path.cwd() / shipped.name
 
 
 def _train_inverse(args: argparse.Namespace) -> int:
-    from xr_physcube.inverse.train import train_pretrained
+    from xr_physcube.inverse.pretrained import train_pretrained
 
     out = train_out_path(args)
     print(f"training the {args.name} network -> {out}")
     path = train_pretrained(args.name, n_samples=args.samples, seed=args.seed, out_path=out)
     print(f"saved {Path(path).resolve()}")
     return 0
+
+
+def _train_vae(args: argparse.Namespace) -> int:
+    from xr_physcube.vae.pretrained import pretrain
+
+    out = train_out_path(args)
+    print(f"pre-training the {args.name} VAE -> {out}")
+    model = pretrain(
+        args.name,
+        out,
+        seed=args.seed,
+        supervised_weight=args.supervised_weight,
+        steps=args.steps,
+        n_sim=args.samples,
+        encoder_steps=args.encoder_steps,
+    )
+    print(model.meta)
+    print(f"saved {out.resolve()}")
+    return 0
+
+
+def _add_train_parsers(sub) -> None:
+    """``train-inverse`` and ``train-vae``, their names from the registries."""
+    from xr_physcube.inverse.pretrained import NETWORKS
+    from xr_physcube.vae.pretrained import RECIPES
+
+    train = sub.add_parser("train-inverse", help="retrain a shipped inverse network")
+    train.add_argument("name", choices=sorted(NETWORKS))
+    train.add_argument(
+        "--samples", type=_positive_int, default=None, help="simulations (default: shipped)"
+    )
+    train.set_defaults(func=_train_inverse)
+    vae = sub.add_parser("train-vae", help="rebuild a shipped VAE from its recipe")
+    vae.add_argument("name", choices=sorted(RECIPES))
+    vae.add_argument(
+        "--samples", type=_positive_int, default=None, help="simulations (default: recipe)"
+    )
+    vae.add_argument("--steps", type=_positive_int, default=None, help="ELBO steps")
+    vae.add_argument("--encoder-steps", type=_non_negative_int, default=None)
+    vae.add_argument("--supervised-weight", type=float, default=None)
+    vae.set_defaults(func=_train_vae)
+    for parser, shipped in ((train, "<name>.pt, e.g. ./s2.pt"), (vae, "vae_<name>.pt")):
+        parser.add_argument("--seed", type=int, default=0)
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--out", default=None, help=f"weights file to write (default: ./{shipped})"
+        )
+        where.add_argument(
+            "--replace-shipped",
+            action="store_true",
+            help="overwrite the weights shipped in the installed package (what the "
+            "accessors load by default)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,21 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
     _add_retrieve_parser(sub)
-    train = sub.add_parser("train-inverse", help="retrain a shipped inverse network")
-    train.add_argument("name", choices=["s2", "s1"])
-    train.add_argument("--samples", type=int, default=None, help="simulations (default: shipped)")
-    train.add_argument("--seed", type=int, default=0)
-    where = train.add_mutually_exclusive_group()
-    where.add_argument(
-        "--out", default=None, help="weights file to write (default: ./<name>.pt, e.g. ./s2.pt)"
-    )
-    where.add_argument(
-        "--replace-shipped",
-        action="store_true",
-        help="overwrite the weights shipped in the installed package (used by "
-        "physics.retrieve(model='pretrained-<name>'))",
-    )
-    train.set_defaults(func=_train_inverse)
+    _add_train_parsers(sub)
     return parser
 
 
@@ -410,6 +447,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more; got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0.0:
@@ -450,7 +494,23 @@ def main(argv: list[str] | None = None) -> int:
         if problem := variables_problem(args.variables, args.method):
             parser.error(f"argument --variables: {problem}")
     keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
-    return args.func(args)
+    return _report_user_errors(args)
+
+
+def _report_user_errors(args: argparse.Namespace) -> int:
+    """Run the command; a :class:`PhyscubeError`, a STAC API error or an existing output
+    ends with one line on stderr and exit code 1. Anything else raises: a bug shows its
+    traceback."""
+    from pystac_client.exceptions import APIError
+
+    from xr_physcube.exceptions import PhyscubeError
+
+    try:
+        return args.func(args)
+    except (PhyscubeError, APIError, FileExistsError) as err:
+        where = f"STAC API {args.url}: " if isinstance(err, APIError) else ""
+        print(f"xr-physcube {args.command}: error: {where}{err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
+from xr_physcube.exceptions import DimensionError, InvalidArgumentError, OutOfRangeError
+
 TensorLike = torch.Tensor | np.ndarray | float | int
 """A scalar or array; converted to a tensor and broadcast against the others."""
 
@@ -45,7 +47,9 @@ class ParameterSpec:
 
     def __post_init__(self) -> None:
         if not self.lower <= self.default <= self.upper:
-            raise ValueError(f"default of {self.name} outside [{self.lower}, {self.upper}]")
+            raise InvalidArgumentError(
+                f"default of {self.name} outside [{self.lower}, {self.upper}]"
+            )
 
     @property
     def range_text(self) -> str:
@@ -62,20 +66,30 @@ class ParameterSpec:
         }
 
     def check(self, value: TensorLike, context: str = "") -> None:
-        """Raise ``ValueError`` if ``value`` has NaN or lies outside the bounds."""
+        """Raise :class:`~xr_physcube.exceptions.OutOfRangeError` if ``value`` has NaN or
+        lies outside the bounds.
+
+        One pass over the data (``aminmax``: NaN propagates into min and max and fails
+        both comparisons); the detailed message is worked out only on failure. An empty
+        array has nothing to check.
+        """
         data = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        if data.numel() == 0:
+            return
+        lo, hi = torch.aminmax(data) if data.ndim else (data, data)
+        lo_f, hi_f = float(lo), float(hi)
+        if lo_f >= self.lower and hi_f <= self.upper:
+            return
         where = f"{context}: " if context else ""
         if data.is_floating_point() and bool(torch.isnan(data).any()):
-            raise ValueError(
+            raise OutOfRangeError(
                 f"{where}parameter '{self.name}' ({self.long_name}) contains NaN; "
                 f"valid range is {self.range_text}"
             )
-        lo, hi = float(data.min()), float(data.max())
-        if lo < self.lower or hi > self.upper:
-            raise ValueError(
-                f"{where}parameter '{self.name}' ({self.long_name}) must lie in "
-                f"{self.range_text}; got values in [{lo:g}, {hi:g}]"
-            )
+        raise OutOfRangeError(
+            f"{where}parameter '{self.name}' ({self.long_name}) must lie in "
+            f"{self.range_text}; got values in [{lo_f:g}, {hi_f:g}]"
+        )
 
 
 class ParameterSet(Mapping[str, ParameterSpec]):
@@ -157,7 +171,7 @@ def as_tensors(
         shape = torch.broadcast_shapes(*(t.shape for t in tensors.values()))
     except RuntimeError as err:
         shapes = {k: tuple(t.shape) for k, t in tensors.items()}
-        raise ValueError(f"parameter shapes do not broadcast: {shapes}") from err
+        raise DimensionError(f"parameter shapes do not broadcast: {shapes}") from err
     return {k: t.expand(shape) for k, t in tensors.items()}
 
 
@@ -241,7 +255,7 @@ class TensorParameters:
         """Inverse of :meth:`to_tensor`: split the last dimension into fields."""
         names = [f.name for f in dataclasses.fields(cls)]
         if stacked.shape[-1] != len(names):
-            raise ValueError(
+            raise DimensionError(
                 f"{cls.__name__} needs a last dimension of {len(names)} ({names}); "
                 f"got shape {tuple(stacked.shape)}"
             )
@@ -250,3 +264,13 @@ class TensorParameters:
 
 def deg2rad(x: torch.Tensor) -> torch.Tensor:
     return x * (math.pi / 180.0)
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` ≥ 1 (a count: batch size, steps, samples), else an
+    :class:`~xr_physcube.exceptions.InvalidArgumentError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentError(f"{name} must be a whole number; got {value!r}")
+    if value < 1:
+        raise InvalidArgumentError(f"{name} must be at least 1; got {value}")
+    return int(value)

@@ -17,6 +17,8 @@ import ctypes.util
 import functools
 import sys
 
+from xr_physcube.exceptions import InvalidArgumentError
+
 _M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 _M_MMAP_THRESHOLD = -3
 _MAX_INT = 2**31 - 1
@@ -44,7 +46,7 @@ def keep_freed_memory(mmap_threshold_bytes: int = 1 << 30) -> bool:
     (macOS, Windows, musl), where it does nothing.
     """
     if not 0 < mmap_threshold_bytes <= _MAX_INT:
-        raise ValueError(f"mmap_threshold_bytes must be in (0, {_MAX_INT}]")
+        raise InvalidArgumentError(f"mmap_threshold_bytes must be in (0, {_MAX_INT}]")
     libc = _libc()
     if libc is None:
         return False

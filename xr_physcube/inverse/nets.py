@@ -26,6 +26,15 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from xr_physcube.checkpoints import load_checkpoint, save_checkpoint
+from xr_physcube.exceptions import (
+    CheckpointError,
+    DimensionError,
+    InvalidArgumentError,
+    MissingVariableError,
+)
+from xr_physcube.sensors.sentinel1 import linear_to_db
+
 ANGLE_INPUTS = ("tts", "tto", "psi", "theta")
 """Inputs given in degrees and fed to the network as cosines."""
 DB_INPUTS = ("VV", "VH")
@@ -40,15 +49,11 @@ def check_inputs(required: Iterable[str], available: Iterable[str]) -> None:
     available = set(available)
     missing = [name for name in required if name not in available]
     if missing:
-        raise ValueError(f"missing input(s) {missing}; the network needs {required}")
+        raise MissingVariableError(f"missing input(s) {missing}; the network needs {required}")
 
 
 def _cos_deg(x: torch.Tensor) -> torch.Tensor:
     return torch.cos(x * (math.pi / 180.0))
-
-
-def _db(x: torch.Tensor) -> torch.Tensor:
-    return 10.0 * torch.log10(x.clamp_min(1e-6))
 
 
 class InverseModel(nn.Module):
@@ -79,7 +84,7 @@ class InverseModel(nn.Module):
         self.metadata: dict = {}
         n_in, n_out = len(self.input_names), len(self.output_names)
         if len(set(self.input_names)) != n_in or len(set(self.output_names)) != n_out:
-            raise ValueError("input and output names must be unique")
+            raise InvalidArgumentError("input and output names must be unique")
         layers: list[nn.Module] = []
         width = n_in
         for h in self.hidden:
@@ -109,7 +114,7 @@ class InverseModel(nn.Module):
         if not self._angle_idx and not self._db_idx:
             return x
         f = x.clone()
-        for idx, fn in ((self._angle_idx, _cos_deg), (self._db_idx, _db)):
+        for idx, fn in ((self._angle_idx, _cos_deg), (self._db_idx, linear_to_db)):
             if not idx:
                 continue
             if idx == list(range(idx[0], idx[-1] + 1)):  # contiguous: cheap slices
@@ -163,7 +168,7 @@ class InverseModel(nn.Module):
         """Mean and standard deviation (..., n_out) in physical units, from raw inputs
         (..., n_in) in the order of ``input_names``. Rows with NaN/inf inputs give NaN."""
         if x.shape[-1] != len(self.input_names):
-            raise ValueError(
+            raise DimensionError(
                 f"expected {len(self.input_names)} inputs {list(self.input_names)} in the "
                 f"last dimension; got shape {tuple(x.shape)}"
             )
@@ -208,21 +213,22 @@ class InverseModel(nn.Module):
         }
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
-        """Write a small ``.pt``: config, float32 state_dict and a JSON-able metadata dict."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write a small ``.pt`` (:mod:`xr_physcube.checkpoints` layout): config, float32
+        state_dict and a JSON-able metadata dict."""
         if metadata is not None:
             self.metadata = dict(metadata)
-        state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}
-        torch.save({"config": self.config(), "state": state, "metadata": self.metadata}, path)
-        return path
+        return save_checkpoint(path, "InverseModel", self.config(), self, self.metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> InverseModel:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        """Load a network written by :meth:`save` (a ``CheckpointError`` for other files)."""
+        blob = load_checkpoint(path, "InverseModel")
         model = cls(**blob["config"])
-        model.load_state_dict(blob["state"])
-        model.metadata = dict(blob.get("metadata", {}))
+        try:
+            model.load_state_dict(blob["state_dict"])
+        except RuntimeError as err:
+            raise CheckpointError(f"checkpoint {path} does not fit its config: {err}") from err
+        model.metadata = dict(blob["meta"])
         return model.eval()
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from xr_physcube.exceptions import OutOfRangeError
 from xr_physcube.models import prospect, sail, sar
 from xr_physcube.parameters import ParameterSpec
 
@@ -101,7 +102,7 @@ class Prior:
             lo = min(lo, self.codistribution.lower_at_max_lai)
             hi = max(hi, self.codistribution.upper_at_max_lai)
         if lo < self.spec.lower or hi > self.spec.upper:
-            raise ValueError(
+            raise OutOfRangeError(
                 f"prior of '{self.spec.name}' spans [{lo:g}, {hi:g}], outside the "
                 f"physical bounds {self.spec.range_text}"
             )

@@ -23,6 +23,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.inverse.priors import S1_GEOMETRY, S1_PRIORS, S2_GEOMETRY, S2_PRIORS, PriorSet
 from xr_physcube.models.canopy_variables import fapar, fcover
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
@@ -200,7 +201,7 @@ def _simulate(
     sink: Callable[[xr.Dataset], None] | None = None,
 ) -> xr.Dataset | None:
     if n < 1:
-        raise ValueError(f"n must be >= 1; got {n}")
+        raise InvalidArgumentError(f"n must be >= 1; got {n}")
     rng = np.random.default_rng(seed)
     step = cfg.spectral_step
     model = Prosail("D", "campbell", sensor=Sentinel2Bands("S2A", spectral_step=step),
@@ -275,7 +276,7 @@ def simulate_to_zarr(
     try:
         batch_fn = {"S2": _s2_batch, "S1": _s1_batch}[sensor.upper()]
     except KeyError:
-        raise ValueError(f"sensor must be 'S2' or 'S1'; got {sensor!r}") from None
+        raise InvalidArgumentError(f"sensor must be 'S2' or 'S1'; got {sensor!r}") from None
     state = {"first": True}
 
     def sink(ds: xr.Dataset) -> None:

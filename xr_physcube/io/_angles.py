@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xr_physcube.exceptions import MetadataError
+
 # MSI band order of the tile metadata's bandId attribute (0-based).
 BAND_IDS: dict[str, int] = {
     b: i
@@ -56,7 +58,7 @@ def read_text(href: str, timeout: float | None = 60.0) -> str:
     if href.startswith("file://"):
         href = href[len("file://") :]
     if "://" in href:
-        raise ValueError(
+        raise MetadataError(
             f"cannot read tile metadata from {href!r}: only local paths and http(s) URLs are "
             "supported (use the provider's https asset href, or sign it)"
         )
@@ -99,7 +101,7 @@ def _fill_nearest(grid: np.ndarray) -> np.ndarray:
     if not bad.any():
         return grid
     if bad.all():
-        raise ValueError("angle grid has no finite value")
+        raise MetadataError("angle grid has no finite value")
     idx = distance_transform_edt(bad, return_distances=False, return_indices=True)
     return grid[tuple(idx)]
 
@@ -109,14 +111,14 @@ def parse_tile_angles(xml_text: str, view_band: str = "B8") -> TileAngles:
     root = ET.fromstring(xml_text)
     code = _find(root, "HORIZONTAL_CS_CODE")
     if code is None or not re.fullmatch(r"EPSG:\d+", (code.text or "").strip()):
-        raise ValueError("tile metadata has no HORIZONTAL_CS_CODE 'EPSG:nnnn'")
+        raise MetadataError("tile metadata has no HORIZONTAL_CS_CODE 'EPSG:nnnn'")
     geo = _find(root, "Geoposition")
     if geo is None:
-        raise ValueError("tile metadata has no Geoposition")
+        raise MetadataError("tile metadata has no Geoposition")
     ulx, uly = float(_find(geo, "ULX").text), float(_find(geo, "ULY").text)
     sun = _find(root, "Sun_Angles_Grid")
     if sun is None:
-        raise ValueError("tile metadata has no Sun_Angles_Grid")
+        raise MetadataError("tile metadata has no Sun_Angles_Grid")
     sz, col_step, row_step = _grid(_find(sun, "Zenith"))
     sa, _, _ = _grid(_find(sun, "Azimuth"))
     band_id = str(BAND_IDS[view_band])
@@ -126,7 +128,7 @@ def parse_tile_angles(xml_text: str, view_band: str = "B8") -> TileAngles:
             zen.append(_grid(_find(g, "Zenith"))[0])
             azi.append(_grid(_find(g, "Azimuth"))[0])
     if not zen:
-        raise ValueError(f"tile metadata has no Viewing_Incidence_Angles_Grids for {view_band}")
+        raise MetadataError(f"tile metadata has no Viewing_Incidence_Angles_Grids for {view_band}")
     vz = _nanmean(zen)
     va = _circular_nanmean(azi)
     va[~np.isfinite(vz)] = np.nan

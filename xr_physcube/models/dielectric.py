@@ -26,6 +26,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
+from xr_physcube.exceptions import InvalidArgumentError, OutOfRangeError
 from xr_physcube.parameters import ParameterSpec, TensorLike, as_tensors
 
 MV = ParameterSpec("mv", "volumetric soil moisture", "m3 m-3", 0.02, 0.5, 0.2)
@@ -83,7 +84,7 @@ def _bracket(frequency_ghz: float) -> tuple[float, float, float]:
     """Tabulated frequencies (f0, f1) around ``frequency_ghz`` and the weight of f1."""
     freqs = HALLIKAINEN_FREQUENCIES_GHZ
     if not freqs[0] <= frequency_ghz <= freqs[-1]:
-        raise ValueError(
+        raise OutOfRangeError(
             f"Hallikainen et al. (1985) covers {freqs[0]}–{freqs[-1]} GHz; got {frequency_ghz}"
         )
     for f0, f1 in zip(freqs[:-1], freqs[1:], strict=True):
@@ -171,7 +172,7 @@ def dobson(
         validate: raise ``ValueError`` on NaN or out-of-range inputs.
     """
     if not 1.4 <= float(frequency_ghz) <= 18.0:
-        raise ValueError(f"dobson() is parameterised for 1.4–18 GHz; got {frequency_ghz}")
+        raise OutOfRangeError(f"dobson() is parameterised for 1.4–18 GHz; got {frequency_ghz}")
     values = {"mv": mv, "sand": sand, "clay": clay, "rho_b": rho_b, "t_soil": t_soil}
     if validate:
         _check(values, "dobson")
@@ -202,7 +203,7 @@ def check_dielectric_model(name: str) -> DielectricModel:
     else ``ValueError`` listing them."""
     key = name.lower() if isinstance(name, str) else name
     if key not in DIELECTRIC_MODELS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"dielectric model must be one of {list(DIELECTRIC_MODELS)} (case-insensitive); "
             f"got {name!r}"
         )
@@ -224,7 +225,7 @@ def check_texture(sand: TensorLike, clay: TensorLike, context: str = "") -> None
         return  # shapes that do not broadcast are reported where the tensors are built
     if total.numel() and float(total.max()) > 1.0 + TEXTURE_TOLERANCE:
         where = f"{context}: " if context else ""
-        raise ValueError(
+        raise OutOfRangeError(
             f"{where}parameters 'sand' and 'clay' are mass fractions of one soil, so "
             f"sand + clay must be <= 1; got sand + clay up to {float(total.max()):g}"
         )

@@ -45,6 +45,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from xr_physcube.exceptions import InvalidArgumentError, OutOfRangeError
 from xr_physcube.models.dielectric import (
     CLAY,
     MV,
@@ -101,7 +102,7 @@ class IemBackscatter(NamedTuple):
 
 def _check_acf(acf: str) -> Acf:
     if acf not in ("exponential", "gaussian"):
-        raise ValueError(f"acf must be 'exponential' or 'gaussian'; got {acf!r}")
+        raise InvalidArgumentError(f"acf must be 'exponential' or 'gaussian'; got {acf!r}")
     return acf  # type: ignore[return-value]
 
 
@@ -200,7 +201,7 @@ def iem_backscatter(
         IEM_PARAMETERS.validate(values, f"IEM ({acf})")
         hrms = torch.as_tensor(values["hrms"]).detach()
         if float(hrms.max()) * wavenumber > KS_MAX:
-            raise ValueError(
+            raise OutOfRangeError(
                 f"IEM: parameter 'hrms' gives ks = {float(hrms.max()) * wavenumber:.3g} > "
                 f"{KS_MAX} (hrms must be <= {KS_MAX / wavenumber:.3g} cm at {frequency_ghz} GHz)"
             )

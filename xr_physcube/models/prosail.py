@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from xr_physcube._data import read_table
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.models import prospect as _prospect
 from xr_physcube.models import sail as _sail
 from xr_physcube.models._special import transmission_table
@@ -120,16 +121,18 @@ class Prosail(nn.Module):
     ):
         super().__init__()
         if spectral_step < 1:
-            raise ValueError(f"spectral_step must be >= 1; got {spectral_step}")
+            raise InvalidArgumentError(f"spectral_step must be >= 1; got {spectral_step}")
         sensor = _sensor_module(sensor, spectral_step)
         if sensor is not None and getattr(sensor, "spectral_step", 1) != spectral_step:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"sensor {sensor!r} samples every {getattr(sensor, 'spectral_step', 1)} nm but "
                 f"spectral_step={spectral_step}; build both with the same step"
             )
         self.spectral_step = spectral_step
         if lidf_type not in ("campbell", "verhoef"):
-            raise ValueError(f"lidf_type must be 'campbell' or 'verhoef'; got {lidf_type!r}")
+            raise InvalidArgumentError(
+                f"lidf_type must be 'campbell' or 'verhoef'; got {lidf_type!r}"
+            )
         self.leaf_model = Prospect(version)
         self.lidf_type = lidf_type
         self.sensor = sensor
@@ -138,7 +141,7 @@ class Prosail(nn.Module):
         self.compile = compile
         soil = read_table("xr_physcube.models", "soil_reflectance.csv")
         dry_wet = torch.tensor(np.stack([soil["dry"], soil["wet"]]), dtype=torch.float64)
-        self.register_buffer("soil_spectra", dry_wet[:, ::spectral_step].clone())
+        self.register_buffer("soil_spectra", dry_wet[:, ::spectral_step].clone(), persistent=False)
 
     @property
     def version(self) -> str:
@@ -261,7 +264,7 @@ def _sensor_module(sensor: nn.Module | str | None, spectral_step: int) -> nn.Mod
         try:
             return Sentinel2Bands(sensor, spectral_step=spectral_step)
         except ValueError as err:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"sensor={sensor!r}: a sensor name must be a Sentinel-2 satellite, one of "
                 f"{list(SATELLITES)} (case-insensitive)"
             ) from err

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from xr_physcube._data import read_table
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.models._special import isotropic_interface_transmissivity, leaf_layer_transmission
 from xr_physcube.parameters import ParameterSpec, TensorParameters, as_tensors, spec_field
 
@@ -73,7 +74,7 @@ class LeafOptics(NamedTuple):
 def _check_version(version: str) -> ProspectVersion:
     v = str(version).upper()
     if v not in _DATA_FILE:
-        raise ValueError(f"PROSPECT version must be 'D' or '5'; got {version!r}")
+        raise InvalidArgumentError(f"PROSPECT version must be 'D' or '5'; got {version!r}")
     return v  # type: ignore[return-value]
 
 
@@ -104,8 +105,8 @@ class Prospect(nn.Module):
         t21 = t12 / (nr * nr)
         # Interface terms (Allen et al. 1969): rows t_alpha, r_alpha, t12, r12, t21, r21.
         interface = torch.stack([t_alpha, 1 - t_alpha, t12, 1 - t12, t21, 1 - t21])
-        self.register_buffer("specific_absorption", specific)  # (n_absorbers, 2101)
-        self.register_buffer("interface", interface)  # (6, 2101)
+        self.register_buffer("specific_absorption", specific, persistent=False)  # (n_abs, 2101)
+        self.register_buffer("interface", interface, persistent=False)  # (6, 2101)
 
     def extra_repr(self) -> str:
         return f"version={self.version!r}, validate={self.validate}"
@@ -130,7 +131,9 @@ class Prospect(nn.Module):
         """Like ``forward`` with an explicit validation switch (thread-safe)."""
         values = params.as_dict()
         if self.version == "5" and _any_nonzero(values["anth"]):
-            raise ValueError("PROSPECT-5 has no anthocyanins: set anth=0 or use version='D'")
+            raise InvalidArgumentError(
+                "PROSPECT-5 has no anthocyanins: set anth=0 or use version='D'"
+            )
         if validate:
             LEAF_PARAMETERS.validate(values, f"PROSPECT-{self.version}")
         t = as_tensors(values)

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from xr_physcube._data import read_table
+from xr_physcube.exceptions import DimensionError, InvalidArgumentError, OutOfRangeError
 from xr_physcube.parameters import (
     ParameterSet,
     ParameterSpec,
@@ -101,18 +102,6 @@ TEMPERATURE = ParameterSpec("temperature", "daily mean air temperature", "degC",
 RADIATION = ParameterSpec("radiation", "daily global radiation", "MJ m-2 day-1", 0.0, 45.0, 15.0)
 
 
-def _check_fast(spec: ParameterSpec, value: TensorLike, context: str) -> None:
-    """``spec.check`` in one pass over a tensor (aminmax; NaN propagates into min/max);
-    ``spec.check`` itself for non-tensors and to produce the error message."""
-    if not isinstance(value, torch.Tensor) or value.numel() == 0:
-        spec.check(value, context)
-        return
-    data = value.detach()
-    lo, hi = torch.aminmax(data) if data.ndim else (data, data)
-    if not (float(lo) >= spec.lower and float(hi) <= spec.upper):  # NaN fails too
-        spec.check(value, context)
-
-
 @dataclass
 class SafyParameters(TensorParameters):
     """SAFY crop parameters (any broadcastable batch shape). Defaults: grain maize.
@@ -140,10 +129,10 @@ class SafyParameters(TensorParameters):
     def validate(self, context: str = "") -> SafyParameters:
         specs = self.parameter_set()
         for name, value in self.as_dict().items():
-            _check_fast(specs[name], value, context or "SafyParameters")
+            specs[name].check(value, context or "SafyParameters")
         t = as_tensors({k: getattr(self, k) for k in ("tmin", "topt", "tmax")})
         if not bool(((t["tmin"] < t["topt"]) & (t["topt"] < t["tmax"])).all()):
-            raise ValueError(f"{context or 'SafyParameters'}: need tmin < topt < tmax")
+            raise OutOfRangeError(f"{context or 'SafyParameters'}: need tmin < topt < tmax")
         return self
 
 
@@ -238,17 +227,17 @@ def safy(
     elif kwargs:
         raise TypeError("give either a SafyParameters or keyword fields, not both")
     if emergence_width <= 0:
-        raise ValueError(f"emergence_width must be > 0 days; got {emergence_width}")
+        raise InvalidArgumentError(f"emergence_width must be > 0 days; got {emergence_width}")
     values = params.as_dict()
     if validate:
         params.validate("SAFY")
-        _check_fast(TEMPERATURE, temperature, "SAFY")
-        _check_fast(RADIATION, radiation, "SAFY")
+        TEMPERATURE.check(temperature, "SAFY")
+        RADIATION.check(radiation, "SAFY")
     dtype, device = infer_dtype_device([temperature, radiation, *values.values()])
     temp = torch.as_tensor(temperature, dtype=dtype, device=device)
     rad = torch.as_tensor(radiation, dtype=dtype, device=device)
     if temp.ndim == 0 or rad.ndim == 0 or temp.shape[-1] != rad.shape[-1]:
-        raise ValueError(
+        raise DimensionError(
             "temperature and radiation need the same last (day) dimension; got shapes "
             f"{tuple(temp.shape)} and {tuple(rad.shape)}"
         )
@@ -258,7 +247,7 @@ def safy(
             temp.shape[:-1], rad.shape[:-1], *(v.shape for v in p.values())
         )
     except RuntimeError as err:
-        raise ValueError(
+        raise DimensionError(
             f"SAFY batch shapes do not broadcast: forcings {tuple(temp.shape)} (days last), "
             f"parameters { ({k: tuple(v.shape) for k, v in p.items()}) }"
         ) from err
@@ -273,7 +262,7 @@ def safy(
 
 def _check_emergence_in_series(d0: torch.Tensor, n_days: int) -> None:
     if d0.numel() and float(d0.detach().max()) >= n_days:
-        raise ValueError(
+        raise OutOfRangeError(
             f"SAFY: parameter 'd0' (emergence day, a 0-based index into the forcing series, "
             f"not a day of year) must be < the number of days given ({n_days}, i.e. at most "
             f"{n_days - 1}); got up to {float(d0.detach().max()):g}"
@@ -336,7 +325,7 @@ class Safy(nn.Module):
     def __init__(self, emergence_width: float = 0.5, validate: bool = True):
         super().__init__()
         if emergence_width <= 0:
-            raise ValueError(f"emergence_width must be > 0 days; got {emergence_width}")
+            raise InvalidArgumentError(f"emergence_width must be > 0 days; got {emergence_width}")
         self.emergence_width = emergence_width
         self.validate = validate
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from xr_physcube._data import read_table
+from xr_physcube.exceptions import InvalidArgumentError, OutOfRangeError
 from xr_physcube.parameters import ParameterSpec, TensorParameters, spec_field
 
 LidfType = Literal["campbell", "verhoef"]
@@ -88,7 +89,7 @@ def check_verhoef_lidf(lidfa, lidfb) -> None:
     """The Verhoef LIDF needs |a| + |b| <= 1; raise ``ValueError`` otherwise."""
     total = torch.as_tensor(lidfa).detach().abs() + torch.as_tensor(lidfb).detach().abs()
     if bool((total > 1.0 + 1e-12).any()):
-        raise ValueError(
+        raise OutOfRangeError(
             f"Verhoef LIDF needs |lidfa| + |lidfb| <= 1; got up to {float(total.max()):g}"
         )
 
@@ -479,4 +480,4 @@ def leaf_angle_distribution(
         return lidf_campbell(ala.double())
     if lidf_type == "verhoef":
         return lidf_verhoef(lidfa.double(), lidfb.double())
-    raise ValueError(f"lidf_type must be 'campbell' or 'verhoef'; got {lidf_type!r}")
+    raise InvalidArgumentError(f"lidf_type must be 'campbell' or 'verhoef'; got {lidf_type!r}")

@@ -49,6 +49,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.models import sail as _sail
 from xr_physcube.models.dielectric import (
     CLAY,
@@ -69,7 +70,7 @@ from xr_physcube.parameters import (
     spec_field,
 )
 from xr_physcube.sensors import sentinel1 as s1
-from xr_physcube.sensors.sentinel1 import db_to_linear, linear_to_db
+from xr_physcube.sensors.sentinel1 import DB_FLOOR, db_to_linear, linear_to_db
 
 SoilModel = Literal["oh", "dubois"]
 SOIL_MODELS: tuple[str, ...] = ("oh", "dubois")
@@ -194,8 +195,9 @@ class Backscatter(NamedTuple):
     vh: torch.Tensor
 
 
-def to_db(sigma0: Backscatter | BareSoilBackscatter | torch.Tensor, floor: float | None = None):
-    """Linear sigma0 (a tensor or a Backscatter tuple) to dB via :func:`sentinel1.linear_to_db`."""
+def to_db(sigma0: Backscatter | BareSoilBackscatter | torch.Tensor, floor: float | None = DB_FLOOR):
+    """Linear sigma0 (a tensor or a Backscatter tuple) to dB via :func:`sentinel1.linear_to_db`
+    (``floor``: linear, default :data:`~xr_physcube.sensors.sentinel1.DB_FLOOR`)."""
     if isinstance(sigma0, tuple):
         return type(sigma0)(*(linear_to_db(v, floor) for v in sigma0))
     return linear_to_db(sigma0, floor)
@@ -203,7 +205,7 @@ def to_db(sigma0: Backscatter | BareSoilBackscatter | torch.Tensor, floor: float
 
 def _check_descriptor(descriptor: str) -> Descriptor:
     if descriptor not in ("lai", "ndvi"):
-        raise ValueError(f"descriptor must be 'lai' or 'ndvi'; got {descriptor!r}")
+        raise InvalidArgumentError(f"descriptor must be 'lai' or 'ndvi'; got {descriptor!r}")
     return descriptor  # type: ignore[return-value]
 
 
@@ -211,37 +213,15 @@ def check_soil_model(soil_model: str) -> SoilModel:
     """``soil_model`` in lower case if it is one of :data:`SOIL_MODELS` (case-insensitive)."""
     key = soil_model.lower() if isinstance(soil_model, str) else soil_model
     if key not in SOIL_MODELS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"soil_model must be one of {list(SOIL_MODELS)} (case-insensitive); got {soil_model!r}"
         )
     return key  # type: ignore[return-value]
 
 
 def _validate_soil(values: dict, context: str) -> None:
-    _validate_fast(SOIL_PARAMETERS, values, context)
+    SOIL_PARAMETERS.validate(values, context)
     check_texture(values["sand"], values["clay"], context)
-
-
-def _check_fast(spec: ParameterSpec, value: TensorLike, context: str) -> None:
-    """``spec.check`` in one pass over a tensor (aminmax; NaN propagates into min/max).
-
-    Falls back to ``spec.check`` for non-tensors and to produce the error message.
-    """
-    if not isinstance(value, torch.Tensor) or value.numel() == 0:
-        spec.check(value, context)
-        return
-    data = value.detach()
-    lo, hi = torch.aminmax(data) if data.ndim else (data, data)
-    lo_f, hi_f = float(lo), float(hi)
-    # NaN fails both comparisons, so it takes the error path too.
-    if not (lo_f >= spec.lower and hi_f <= spec.upper):
-        spec.check(value, context)
-
-
-def _validate_fast(specs: ParameterSet, values: dict, context: str) -> None:
-    for name, value in values.items():
-        if name in specs:
-            _check_fast(specs[name], value, context)
 
 
 # --- Bare soil ------------------------------------------------------------------------
@@ -399,7 +379,7 @@ def water_cloud_backscatter(
         use :func:`to_db` for decibels.
     """
     if (lai is None) == (ndvi is None):
-        raise ValueError("give exactly one vegetation descriptor: lai=... or ndvi=...")
+        raise InvalidArgumentError("give exactly one vegetation descriptor: lai=... or ndvi=...")
     descriptor: Descriptor = "lai" if lai is not None else "ndvi"
     value = lai if lai is not None else ndvi
     soil_model = check_soil_model(soil_model)
@@ -423,10 +403,10 @@ def _run_wcm(
 ) -> Backscatter:
     spec = LAI if descriptor == "lai" else NDVI
     if compile and soil_model != "oh":
-        raise ValueError("compile=True is only available with soil_model='oh'")
+        raise InvalidArgumentError("compile=True is only available with soil_model='oh'")
     if validate:
-        _check_fast(spec, value, f"Water Cloud Model ({descriptor})")
-        _validate_fast(WCM_PARAMETERS, coeffs, "Water Cloud Model coefficients")
+        spec.check(value, f"Water Cloud Model ({descriptor})")
+        WCM_PARAMETERS.validate(coeffs, "Water Cloud Model coefficients")
     if soil_model == "oh":
         values = soil.as_dict()
         if validate:
@@ -532,7 +512,7 @@ class WaterCloud(nn.Module):
         super().__init__()
         self.soil_model = check_soil_model(soil_model)
         if compile and self.soil_model != "oh":
-            raise ValueError("compile=True is only available with soil_model='oh'")
+            raise InvalidArgumentError("compile=True is only available with soil_model='oh'")
         self.compile = compile
         self.descriptor = _check_descriptor(descriptor)
         self.dielectric: DielectricModel = check_dielectric_model(dielectric)

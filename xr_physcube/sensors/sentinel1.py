@@ -17,6 +17,8 @@ import math
 import numpy as np
 import torch
 
+from xr_physcube.exceptions import InvalidArgumentError
+
 FREQUENCY_GHZ = 5.405
 """Sentinel-1 C-SAR centre frequency (GHz)."""
 SPEED_OF_LIGHT_M_S = 299_792_458.0
@@ -38,7 +40,9 @@ def check_polarisations(pols: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     out = tuple(str(p).upper() for p in pols)
     unknown = [p for p in out if p not in POLARISATIONS]
     if unknown:
-        raise ValueError(f"unknown Sentinel-1 polarisation(s) {unknown}; valid: {POLARISATIONS}")
+        raise InvalidArgumentError(
+            f"unknown Sentinel-1 polarisation(s) {unknown}; valid: {POLARISATIONS}"
+        )
     return out
 
 
@@ -51,20 +55,35 @@ def in_iw_range(theta_deg, margin_deg: float = 0.0):
     return (theta >= lo - margin_deg) & (theta <= hi + margin_deg)
 
 
-def linear_to_db(x, floor: float | None = None):
-    """Linear power (sigma0, m²/m²) to decibels, ``10 log10(x)``.
+DB_FLOOR = 1e-5
+"""Smallest linear sigma0 converted to dB (1e-5, i.e. −50 dB): far below the IW noise
+floor (NESZ ≈ −22 dB, S1 User Handbook), so no measurement is clamped, while a modelled
+sigma0 of 0 (no vegetation or soil return) gives a finite −50 dB instead of ``-inf``."""
 
-    Works on tensors (differentiable; dtype/device preserved), NumPy arrays and floats.
-    ``floor`` (linear) clamps small values first, to avoid ``-inf`` for zeros.
+
+def linear_to_db(x, floor: float | None = DB_FLOOR, *, mask_invalid: bool = False):
+    """Linear power (sigma0, m²/m²) to decibels, ``10 log10(max(x, floor))``.
+
+    The package's one dB conversion. Works on tensors (differentiable; dtype/device
+    preserved), NumPy arrays and floats.
+
+    Args:
+        x: linear sigma0 (m²/m²).
+        floor: values below it are clamped to it first (:data:`DB_FLOOR`, −50 dB);
+            ``None``: no clamp (0 gives ``-inf``).
+        mask_invalid: observations: a value ≤ 0 is no measurement (a field or pixel
+            without valid looks) and gives NaN instead of the floor.
     """
     if isinstance(x, torch.Tensor):
-        if floor is not None:
-            x = x.clamp_min(floor)
-        return 10.0 * torch.log10(x)
+        y = x if floor is None else x.clamp_min(floor)
+        if mask_invalid:
+            y = torch.where(x > 0, y, torch.full_like(y, float("nan")))
+        return 10.0 * torch.log10(y)
     arr = np.asarray(x, dtype=float) if not isinstance(x, np.ndarray) else x
-    if floor is not None:
-        arr = np.maximum(arr, floor)
-    out = 10.0 * np.log10(arr)
+    y = arr if floor is None else np.maximum(arr, floor)
+    if mask_invalid:
+        y = np.where(arr > 0, y, np.nan)
+    out = 10.0 * np.log10(y)
     return float(out) if np.ndim(out) == 0 and not isinstance(x, np.ndarray) else out
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from xr_physcube._data import read_table
+from xr_physcube.exceptions import DimensionError, InvalidArgumentError
 
 WAVELENGTHS_NM = np.arange(400, 2501)
 """Spectral grid of the optical models: 400–2500 nm at 1 nm (2101 samples)."""
@@ -90,7 +91,7 @@ def boa_offset(processing_baseline: str | float | None) -> float:
     try:
         baseline = float(processing_baseline)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"processing baseline must look like '04.00'; got {processing_baseline!r}"
         ) from None
     return BOA_ADD_OFFSET_PB0400 if baseline >= 4.0 else 0.0
@@ -112,14 +113,16 @@ def reflectance_to_dn(refl: np.ndarray, processing_baseline: str | float | None 
 def check_bands(bands: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     unknown = [b for b in bands if b not in BAND_INFO]
     if unknown:
-        raise ValueError(f"unknown Sentinel-2 band(s) {unknown}; valid: {list(ALL_BAND_NAMES)}")
+        raise InvalidArgumentError(
+            f"unknown Sentinel-2 band(s) {unknown}; valid: {list(ALL_BAND_NAMES)}"
+        )
     return tuple(bands)
 
 
 def _check_satellite(satellite: str) -> str:
     sat = satellite.upper().replace("SENTINEL-", "S").replace("SENTINEL", "S")
     if sat not in SATELLITES:
-        raise ValueError(f"unknown satellite {satellite!r}; valid: {list(SATELLITES)}")
+        raise InvalidArgumentError(f"unknown satellite {satellite!r}; valid: {list(SATELLITES)}")
     return sat
 
 
@@ -174,12 +177,12 @@ class Sentinel2Bands(nn.Module):
         self.bands = check_bands(bands)
         self.spectral_step = int(spectral_step)
         weights = srf_weights(self.satellite, self.bands, torch.float64, None, self.spectral_step)
-        self.register_buffer("weights", weights)
+        self.register_buffer("weights", weights, persistent=False)  # a table, not state
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         n = self.weights.shape[0]
         if spectra.shape[-1] != n:
-            raise ValueError(
+            raise DimensionError(
                 f"spectra must have {n} samples (400–2500 nm every {self.spectral_step} nm) in "
                 f"the last dimension; got shape {tuple(spectra.shape)}"
             )

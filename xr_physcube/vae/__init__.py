@@ -1,35 +1,32 @@
 """Physics-constrained variational autoencoder (PROSAIL + Water Cloud Model decoder).
 
-``PhysVAE`` (per-pixel or temporal encoder), its losses and training loop, and the
-``ds.vae`` Dataset accessor (registered on import). ``load_pretrained(name)`` gives a
-shipped model: ``"temporal_hybrid"`` (the accessor's default on time series),
-``"pixel_hybrid"`` (default on single dates), ``"pixel"``, ``"temporal"`` (prior: the
-inverse module's).
+Same file shape as :mod:`xr_physcube.inverse`: :mod:`~xr_physcube.vae.model` (the
+network), :mod:`~xr_physcube.vae.simulate` (training data), :mod:`~xr_physcube.vae.train`
+(losses and fit loops), :mod:`~xr_physcube.vae.pretrained` (the shipped models: registry,
+weights, loading, rebuild). ``load_pretrained(name)`` gives a shipped model:
+``"temporal_hybrid"`` (the ``ds.vae`` accessor's default on time series),
+``"pixel_hybrid"`` (default on single dates), ``"pixel"``, ``"temporal"``. The ``ds.vae``
+accessor lives in :mod:`xr_physcube.cube.vae`.
 """
 
-from xr_physcube.vae import accessor  # noqa: F401  (registers ds.vae)
 from xr_physcube.vae.model import (
     DEFAULT_LATENTS,
     LATENT_RANGES,
     OUTPUTS,
+    Observations,
     PhysVAE,
     VAEConfig,
-    load_pretrained,
 )
-from xr_physcube.vae.train import (
-    CubeSampler,
-    fit,
-    pretrain,
-    simulate_pixels,
-    simulate_prior_pixels,
-    simulate_prior_series,
-)
+from xr_physcube.vae.pretrained import RECIPES, load_pretrained, pretrain
+from xr_physcube.vae.simulate import simulate_pixels, simulate_prior_pixels, simulate_prior_series
+from xr_physcube.vae.train import fit
 
 __all__ = [
     "DEFAULT_LATENTS",
     "LATENT_RANGES",
     "OUTPUTS",
-    "CubeSampler",
+    "RECIPES",
+    "Observations",
     "PhysVAE",
     "VAEConfig",
     "fit",

@@ -1,7 +1,8 @@
-"""``python -m xr_physcube.vae pixel|temporal [--seed 0] [--out PATH]``: rebuild a shipped
-VAE with :func:`xr_physcube.vae.train.pretrain`."""
+"""``python -m xr_physcube.vae NAME [options]``: the same as ``xr-physcube train-vae``."""
 
-from xr_physcube.vae.train import main
+import sys
+
+from xr_physcube.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["train-vae", *sys.argv[1:]]))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.models.safy import SafyParameters, safy, shipped_climate
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -121,7 +122,7 @@ class SafyConsistency(nn.Module):
             temperature, radiation = clim.temperature, clim.radiation
             first_doy = int(clim.doy[0])
         if tau <= 0:
-            raise ValueError(f"tau must be > 0 (m²/m²)²; got {tau}")
+            raise InvalidArgumentError(f"tau must be > 0 (m²/m²)²; got {tau}")
         grid = np.array(list(itertools.product(d0, elue, stt)), dtype=np.float64)
         fixed = params.as_dict() if params is not None else {}
         fixed = {k: v for k, v in fixed.items() if k not in ("d0", "elue", "stt")}

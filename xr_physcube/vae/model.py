@@ -41,10 +41,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from xr_physcube.checkpoints import load_checkpoint, save_checkpoint
+from xr_physcube.exceptions import (
+    CheckpointError,
+    InvalidArgumentError,
+    MissingVariableError,
+    OutOfRangeError,
+)
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.models.sar import SOIL_PARAMETERS, water_cloud_backscatter
 from xr_physcube.parameters import ParameterSet, ParameterSpec
-from xr_physcube.sensors.sentinel1 import POLARISATIONS
+from xr_physcube.sensors.sentinel1 import POLARISATIONS, linear_to_db
 from xr_physcube.sensors.sentinel2 import BANDS, Sentinel2Bands
 from xr_physcube.vae.priors import (
     LatentPrior,
@@ -92,9 +99,47 @@ ratio ≈ 0.2 of the LOPEX and ANGERS leaves, Féret et al. 2008, RSE 112:3030�
 OUTPUTS: tuple[str, ...] = (*BANDS, *POLARISATIONS)
 """Decoded variables: 10 S2 surface reflectances, then S1 VV and VH (in dB in the model)."""
 N_S2 = len(BANDS)
+S2_COLUMNS = slice(0, N_S2)
+"""The S2 reflectances in the 12 observation (and decoded) columns of :data:`OUTPUTS`."""
+S1_COLUMNS = slice(N_S2, N_S2 + len(POLARISATIONS))
+"""The S1 VV, VH (dB) in the 12 observation (and decoded) columns of :data:`OUTPUTS`."""
 ANGLES: tuple[str, ...] = ("tts", "tto", "psi", "theta")
-DB_FLOOR = 1e-5
-"""Linear sigma0 floor before dB conversion (-50 dB)."""
+INPUT_NAMES: tuple[str, ...] = (*BANDS, *POLARISATIONS, *ANGLES)
+"""Variables read from a cube, in this order (S2 bands, S1 linear sigma0, angles)."""
+
+
+@dataclass(frozen=True)
+class Observations:
+    """A batch of VAE inputs by meaning rather than by column position.
+
+    ``obs`` (..., 12): S2 surface reflectances then S1 VV, VH in dB (NaN = missing; the
+    layout of :data:`OUTPUTS`, sliced by :data:`S2_COLUMNS` / :data:`S1_COLUMNS`);
+    ``angles`` (..., 4): :data:`ANGLES` tts, tto, psi, theta in degrees.
+    """
+
+    obs: torch.Tensor
+    angles: torch.Tensor
+
+    @classmethod
+    def from_columns(cls, x: torch.Tensor) -> Observations:
+        """From (..., 16) columns stacked in :data:`INPUT_NAMES` order, S1 as linear sigma0
+        (a value ≤ 0 is no measurement and becomes NaN)."""
+        n_obs = len(OUTPUTS)
+        s1_db = linear_to_db(x[..., S1_COLUMNS], mask_invalid=True)
+        return cls(torch.cat([x[..., S2_COLUMNS], s1_db], dim=-1), x[..., n_obs:])
+
+    @property
+    def s2(self) -> torch.Tensor:
+        return self.obs[..., S2_COLUMNS]
+
+    @property
+    def s1_db(self) -> torch.Tensor:
+        return self.obs[..., S1_COLUMNS]
+
+    def observed(self) -> torch.Tensor:
+        """Rows (...) with at least one valid S2 or S1 value."""
+        return torch.isfinite(self.obs).any(-1)
+
 
 # Gauss–Hermite nodes for the deterministic posterior mean/std in physical units.
 _GH_NODES, _GH_WEIGHTS = (
@@ -128,19 +173,21 @@ class VAEConfig:
         self.latents = tuple(self.latents)
         for required in ("lai", "mv"):
             if required not in self.latents:
-                raise ValueError(f"latents must include {required!r} (shared S1/S2 variable)")
+                raise InvalidArgumentError(
+                    f"latents must include {required!r} (shared S1/S2 variable)"
+                )
         unknown = [n for n in self.latents if n not in ALL_SPECS]
         if unknown:
-            raise ValueError(f"unknown latent(s) {unknown}; valid: {list(ALL_SPECS)}")
+            raise InvalidArgumentError(f"unknown latent(s) {unknown}; valid: {list(ALL_SPECS)}")
         if self.noise not in ("learned", "fixed"):
-            raise ValueError(f"noise must be 'learned' or 'fixed'; got {self.noise!r}")
+            raise InvalidArgumentError(f"noise must be 'learned' or 'fixed'; got {self.noise!r}")
         if self.prior == "inverse":
             self.prior = inverse_prior_table(self.latents)
         if isinstance(self.prior, dict):
             box = {n: tuple(self.prior["latents"][n][3:5]) for n in self.latents}
             for n, r in self.ranges.items():
                 if n in box and tuple(r) != box[n]:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"range of {n!r} {tuple(r)} differs from its prior's bounds {box[n]}; "
                         "with a prior table the latent boxes are the prior bounds"
                     )
@@ -152,11 +199,13 @@ class VAEConfig:
             }
             self.prior = uniform_prior_table(ranges)
         else:
-            raise ValueError(f"prior must be 'inverse', 'uniform' or a table; got {self.prior!r}")
+            raise InvalidArgumentError(
+                f"prior must be 'inverse', 'uniform' or a table; got {self.prior!r}"
+            )
         for n, (lo, hi) in ranges.items():
             spec = ALL_SPECS[n]
             if not spec.lower <= lo < hi <= spec.upper:
-                raise ValueError(f"range of {n!r} ({lo}, {hi}) not inside {spec.range_text}")
+                raise OutOfRangeError(f"range of {n!r} ({lo}, {hi}) not inside {spec.range_text}")
         self.ranges = ranges
 
 
@@ -172,15 +221,8 @@ def _spec_range(name: str) -> tuple[float, float]:
 N_FEATURES = N_S2 + 2 + 2 + 5
 """Encoder input per observation: 10 S2 reflectances, VV/VH dB, two validity flags,
 cos tts, cos tto, cos psi, sin psi, scaled theta."""
-
-
-def to_db(x: torch.Tensor) -> torch.Tensor:
-    return 10.0 * torch.log10(x.clamp_min(DB_FLOOR))
-
-
-def observations(s2: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-    """Targets (..., 12): S2 reflectance and S1 dB; NaN where missing."""
-    return torch.cat([s2, 10.0 * torch.log10(s1)], dim=-1)
+FLAG_FEATURES = slice(N_S2 + 2, N_S2 + 4)
+"""The two validity flags (S2 observed, S1 observed) among the :data:`N_FEATURES`."""
 
 
 def features(obs: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
@@ -189,7 +231,7 @@ def features(obs: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     Missing values (NaN) become 0 with a flag per modality (S2 valid, S1 valid); the
     encoder therefore never sees NaN. Missing angles are set to their defaults.
     """
-    s2, s1 = obs[..., :N_S2], obs[..., N_S2:]
+    s2, s1 = obs[..., S2_COLUMNS], obs[..., S1_COLUMNS]
     s2_ok = torch.isfinite(s2).all(-1, keepdim=True)
     s1_ok = torch.isfinite(s1).all(-1, keepdim=True)
     s2n = torch.where(s2_ok, s2, torch.zeros_like(s2)) * 4.0
@@ -263,12 +305,12 @@ class TemporalEncoder(nn.Module):
 
     def forward(self, feats: torch.Tensor, doy: torch.Tensor | None = None):
         if doy is None:
-            raise ValueError("the temporal encoder needs the day of year of each date")
+            raise MissingVariableError("the temporal encoder needs the day of year of each date")
         lead = feats.shape[:-2]
         f = feats.reshape(-1, *feats.shape[-2:])
         d = doy.expand(*lead, doy.shape[-1]).reshape(-1, doy.shape[-1]).to(f.dtype)
         h = self.embed(torch.cat([f, doy_encoding(d)], dim=-1))
-        valid = (f[..., N_S2 + 2 : N_S2 + 4] > 0).any(-1)  # any modality observed
+        valid = (f[..., FLAG_FEATURES] > 0).any(-1)  # any modality observed
         pad = ~valid
         pad = pad & ~pad.all(-1, keepdim=True)  # keep at least the keys of empty series
         mixed = self.mix(h, src_key_padding_mask=pad)
@@ -317,7 +359,8 @@ class PhysicalDecoder(nn.Module):
             lai=values["lai"],
             validate=False,
         )
-        return torch.cat([refl, to_db(sar.vv)[..., None], to_db(sar.vh)[..., None]], dim=-1)
+        vv, vh = linear_to_db(sar.vv), linear_to_db(sar.vh)
+        return torch.cat([refl, vv[..., None], vh[..., None]], dim=-1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -451,65 +494,23 @@ class PhysVAE(nn.Module):
 
     # -- checkpoints -----------------------------------------------------------------
     def save(self, path: str | Path, **extra: Any) -> Path:
-        """Save config and weights (``torch.save``) to ``path``; ``extra`` goes in metadata."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
-        state = {k: v for k, v in state.items() if not k.startswith("decoder.")}
-        torch.save({"config": asdict(self.config), "state_dict": state, "meta": extra}, path)
-        return path
+        """Save config and weights (:mod:`xr_physcube.checkpoints` layout) to ``path``;
+        ``extra`` goes in the metadata. The decoder's tables are not saved: they are
+        non-persistent buffers rebuilt from the config."""
+        return save_checkpoint(path, "PhysVAE", asdict(self.config), self, extra)
 
     @classmethod
     def load(cls, path: str | Path, map_location: Any = "cpu") -> PhysVAE:
-        """Load a model written by :meth:`save`."""
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        config = ckpt["config"]
+        """Load a model written by :meth:`save` (a ``CheckpointError`` for other files)."""
+        blob = load_checkpoint(path, "PhysVAE", map_location)
+        config = dict(blob["config"])
         config["ranges"] = {k: tuple(v) for k, v in config["ranges"].items()}
         config.setdefault("prior", "uniform")  # checkpoints from before the shared priors
         model = cls(VAEConfig(**config))
-        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-        missing = [k for k in missing if not k.startswith("decoder.")]
+        missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
         if missing or unexpected:
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint {path} does not fit: missing {missing}, unexpected {unexpected}"
             )
-        model.meta = ckpt.get("meta", {})
+        model.meta = blob["meta"]
         return model.eval()
-
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-DEFAULT_PIXEL_MODEL = "pixel_hybrid"
-"""Shipped model used by the ``.vae`` accessor on cubes with a single date."""
-DEFAULT_TEMPORAL_MODEL = "temporal_hybrid"
-"""Shipped model used by the ``.vae`` accessor on cubes with two or more dates."""
-
-
-def default_model_name(n_dates: int) -> str:
-    """The shipped model the ``.vae`` accessor uses when none is given: the temporal one
-    (:data:`DEFAULT_TEMPORAL_MODEL`) for a time series of ``n_dates`` ≥ 2, else the
-    per-pixel one (:data:`DEFAULT_PIXEL_MODEL`)."""
-    return DEFAULT_TEMPORAL_MODEL if n_dates >= 2 else DEFAULT_PIXEL_MODEL
-
-
-def load_pretrained(name: str = DEFAULT_PIXEL_MODEL) -> PhysVAE:
-    """A shipped model ``weights/vae_<name>.pt``. All were pre-trained on simulations from
-    the shared priors (``benchmarks/bench_vae.py`` compares them):
-
-    * ``"pixel_hybrid"`` (default): per pixel, every simulated PROSAIL input a latent;
-      supervised encoder pre-training, then ELBO + supervised term. Matches the inverse
-      networks on their simulations.
-    * ``"temporal_hybrid"``: attention over a pixel's dates, same latents and training;
-      beats the per-date inverse networks on simulated series and on the demo cube, and
-      gives LAI under clouds. The accessor's default on time series.
-    * ``"pixel"`` / ``"temporal"``: the same encoders with the legacy latents (Car, hot
-      spot, Cbrown fixed), trained with the plain VAE objective only.
-
-    Rebuild one with :func:`xr_physcube.vae.train.pretrain`
-    (``python -m xr_physcube.vae <name>``)."""
-    path = WEIGHTS_DIR / f"vae_{name}.pt"
-    if not path.exists():
-        known = sorted(p.stem.removeprefix("vae_") for p in WEIGHTS_DIR.glob("vae_*.pt"))
-        raise ValueError(f"no shipped VAE named {name!r}; available: {known}")
-    return PhysVAE.load(path)

@@ -45,6 +45,8 @@ import torch
 from scipy import stats
 from torch import nn
 
+from xr_physcube.exceptions import InvalidArgumentError
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 PriorTable = dict[str, Any]
@@ -69,7 +71,7 @@ def inverse_prior_table(names: Sequence[str]) -> PriorTable:
     if S1_PRIORS.lai_max != S2_PRIORS.lai_max and any(
         n in S1_PRIORS.priors and S1_PRIORS[n].codistribution for n in names
     ):
-        raise ValueError("S1 and S2 priors disagree on lai_max")
+        raise InvalidArgumentError("S1 and S2 priors disagree on lai_max")
     table: dict[str, list] = {}
     for name in names:
         if name in S2_PRIORS.priors:
@@ -77,20 +79,22 @@ def inverse_prior_table(names: Sequence[str]) -> PriorTable:
         elif name in S1_PRIORS.priors:
             prior = S1_PRIORS[name]
         else:
-            raise ValueError(f"no prior for latent {name!r} in xr_physcube.inverse.priors")
+            raise InvalidArgumentError(
+                f"no prior for latent {name!r} in xr_physcube.inverse.priors"
+            )
         d = prior.distribution
         if isinstance(d, Fixed):
-            raise ValueError(f"the prior of {name!r} is Fixed; it cannot be a latent")
+            raise InvalidArgumentError(f"the prior of {name!r} is Fixed; it cannot be a latent")
         if isinstance(d, Uniform):
             row = ["uniform", None, None, d.lower, d.upper]
         elif isinstance(d, TruncatedGaussian | Gaussian):
             if not (math.isfinite(d.lower) and math.isfinite(d.upper)):
-                raise ValueError(f"the prior of {name!r} must have finite bounds")
+                raise InvalidArgumentError(f"the prior of {name!r} must have finite bounds")
             gauss = math.isfinite(d.std)
             row = ["truncnorm" if gauss else "uniform", d.mean if gauss else None,
                    d.std if gauss else None, d.lower, d.upper]  # fmt: skip
         else:  # pragma: no cover - new distribution types
-            raise ValueError(f"unsupported prior {type(d).__name__} for {name!r}")
+            raise InvalidArgumentError(f"unsupported prior {type(d).__name__} for {name!r}")
         co = prior.codistribution
         if co is None or name == "lai":
             row += [None, None]

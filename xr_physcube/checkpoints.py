@@ -1,0 +1,86 @@
+"""One checkpoint layout for every network the package saves.
+
+A checkpoint is a ``torch.save`` dictionary ``{"kind", "config", "state_dict", "meta"}``:
+``kind`` names the class that reads it (``"InverseModel"``, ``"PhysVAE"``), ``config``
+the constructor's arguments, ``state_dict`` the tensors (CPU), ``meta`` JSON-like
+provenance (how it was trained). Files are read with ``weights_only=True`` (no pickled
+code runs). Files written before this layout (``{"config", "state", "metadata"}`` of the
+inverse networks, no ``kind``) are still read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xr_physcube.exceptions import CheckpointError
+
+KEYS = ("kind", "config", "state_dict", "meta")
+
+
+def save_checkpoint(
+    path: str | Path,
+    kind: str,
+    config: dict[str, Any],
+    module: torch.nn.Module,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``module``'s state (persistent tensors, on CPU) with its ``config`` and
+    ``meta`` to ``path`` (folders created); returns the path."""
+    path = Path(path)
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    blob = {"kind": kind, "config": config, "state_dict": state, "meta": dict(meta or {})}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(blob, path)
+    except (OSError, RuntimeError) as err:
+        raise CheckpointError(f"cannot write the checkpoint {path}: {err}") from err
+    return path
+
+
+def _kind_of(blob: dict[str, Any]) -> str | None:
+    if "kind" in blob:
+        return blob["kind"]
+    config = blob.get("config", {})
+    if isinstance(config, dict) and "input_names" in config:
+        return "InverseModel"
+    if isinstance(config, dict) and "latents" in config:
+        return "PhysVAE"
+    return None
+
+
+def load_checkpoint(path: str | Path, kind: str, map_location: Any = "cpu") -> dict[str, Any]:
+    """The ``{"config", "state_dict", "meta"}`` of a checkpoint of ``kind``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: not a torch checkpoint, not one of this package, or of another
+            kind (a VAE file given to the inverse networks' loader, say).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {path}")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not its own
+        raise CheckpointError(
+            f"{path} is not a model checkpoint of xr_physcube ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(blob, dict) or "config" not in blob:
+        raise CheckpointError(f"{path} is not a model checkpoint of xr_physcube")
+    found = _kind_of(blob)
+    if found != kind:
+        raise CheckpointError(
+            f"{path} holds a {found or 'unknown'} checkpoint, not a {kind}"
+            + (f"; load it with {found}.load" if found else "")
+        )
+    state = blob.get("state_dict", blob.get("state"))
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} has no weights (state_dict)")
+    return {
+        "config": blob["config"],
+        "state_dict": state,
+        "meta": blob.get("meta", blob.get("metadata", {})),
+    }
