@@ -3,7 +3,9 @@ against the peer; no speed is asserted here (speed targets live in ``benchmarks/
 
 ``bench_inverse.py`` (re-simulates 200,000-sample training sets) and ``bench_vae.py``
 (trains) take minutes even when small and are not run here; ``bench_real.py`` (measured
-field data from ``../shared/realdata``) has its own test, ``test_bench_real.py``.
+field data from ``../shared/realdata``) has its own test, ``test_bench_real.py``, and
+``bench_s1_methods.py`` (measured-data accuracy, not speed) is exercised by
+``tests/test_s1_methods.py``.
 """
 
 from __future__ import annotations
@@ -56,4 +58,4 @@ def test_benchmark_prints_its_ratios(name, tmp_path):
 
 def test_every_benchmark_is_listed():
     scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
-    assert set(TINY) | {"bench_inverse", "bench_vae", "bench_real"} == scripts
+    assert set(TINY) | {"bench_inverse", "bench_vae", "bench_real", "bench_s1_methods"} == scripts
