@@ -19,7 +19,8 @@ from xr_physcube.vae.model import INPUT_NAMES, Observations
 
 def prepare_cube(ds: xr.Dataset) -> xr.Dataset:
     """Dataset with all :data:`INPUT_NAMES` (missing modality -> NaN, lazily), SCL-masked
-    S2 bands, and a ``doy`` coordinate from ``time`` when there is one."""
+    S2 bands, and a ``doy`` coordinate from ``time`` when it holds dates (a ``time``
+    dimension of plain numbers gets none: per-pixel models need none)."""
     present = [n for n in (*BANDS, "VV", "VH") if n in ds.data_vars]
     if not present:
         raise MissingVariableError(
@@ -49,7 +50,8 @@ def prepare_cube(ds: xr.Dataset) -> xr.Dataset:
     if "SCL" in ds.data_vars and has_s2:
         bad = ds["SCL"].isin(list(SCL_INVALID))
         out = out.assign({b: out[b].where(~bad) for b in BANDS})
-    if "time" in out.dims and "doy" not in out.variables:
+    dated = "time" in out.indexes and np.issubdtype(out.indexes["time"].dtype, np.datetime64)
+    if dated and "doy" not in out.variables:
         out = out.assign_coords(doy=("time", out["time"].dt.dayofyear.values.astype(np.float32)))
     return out
 

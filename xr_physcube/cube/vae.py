@@ -117,6 +117,15 @@ class DecodeBlock:
         return (out.reshape(*x.shape[:-1], -1),)
 
 
+def _doy_hint(missing: list[str]) -> str:
+    if "doy" not in missing:
+        return ""
+    return (
+        "; a temporal model needs the day of year of each date: datetime64 values on "
+        "'time' or a 'doy' coordinate"
+    )
+
+
 def resolve_model(model: PhysVAE | str | Path | None, ds: xr.Dataset) -> PhysVAE:
     """The model to use: ``model`` itself, a checkpoint path or a shipped name; ``None``:
     the shipped default for ``ds`` (:func:`default_model_name`)."""
@@ -247,7 +256,7 @@ class VAEAccessor:
         ds = prepare_cube(self._ds)
         temporal = net.config.temporal
         names = list(INPUT_NAMES) + (["doy"] if temporal else [])
-        require(ds, names, "vae.encode")
+        require(ds, names, "vae.encode", _doy_hint)
         inputs = gather(ds, names)
         n_lat = len(net.latent_names)
         per_call = batch_size // (ds.sizes.get("time", 1) if temporal else 1) or 1

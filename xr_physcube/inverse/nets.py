@@ -64,9 +64,14 @@ class InverseModel(nn.Module):
         output_names: predicted variables, in order.
         output_attrs: CF attributes per output (units, long_name).
         hidden: hidden layer widths (SiLU activations).
+        model_error: per output, ``(a, b)`` of a model-error standard deviation
+            ``a + b·|mean|`` (output units) added in quadrature to the network's own std
+            by :meth:`predict`: the spread between the forward model and real data that
+            simulations cannot show, calibrated on field data
+            (:func:`xr_physcube.inverse.calibration.fit_model_error`). Default none.
 
-    Attributes ``input_names``, ``output_names``, ``output_attrs`` and ``metadata`` (how
-    it was trained) travel with the saved file.
+    Attributes ``input_names``, ``output_names``, ``output_attrs``, ``model_error`` and
+    ``metadata`` (how it was trained and calibrated) travel with the saved file.
     """
 
     def __init__(
@@ -75,12 +80,14 @@ class InverseModel(nn.Module):
         output_names: Sequence[str],
         output_attrs: dict[str, dict] | None = None,
         hidden: Sequence[int] = (64, 64),
+        model_error: dict[str, Sequence[float]] | None = None,
     ):
         super().__init__()
         self.input_names = tuple(input_names)
         self.output_names = tuple(output_names)
         self.output_attrs = {k: dict(v) for k, v in (output_attrs or {}).items()}
         self.hidden = tuple(int(h) for h in hidden)
+        self.model_error = self._check_model_error(model_error or {})
         self.metadata: dict = {}
         n_in, n_out = len(self.input_names), len(self.output_names)
         if len(set(self.input_names)) != n_in or len(set(self.output_names)) != n_out:
@@ -103,6 +110,26 @@ class InverseModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"inputs={list(self.input_names)}, outputs={list(self.output_names)}"
+
+    def _check_model_error(self, model_error: dict) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, ab in model_error.items():
+            if name not in self.output_names:
+                raise InvalidArgumentError(f"model_error for unknown output {name!r}")
+            a, b = (float(v) for v in ab)
+            if not (a >= 0.0 and b >= 0.0):
+                raise InvalidArgumentError(f"model_error of {name!r} must be >= 0; got {ab}")
+            out[name] = (a, b)
+        return out
+
+    def with_model_error(self, model_error: dict[str, Sequence[float]]) -> InverseModel:
+        """A copy of this network whose :meth:`predict` adds ``model_error`` (see the
+        class docstring) to the std; the network itself is unchanged."""
+        import copy
+
+        net = copy.deepcopy(self)
+        net.model_error = net._check_model_error({**self.model_error, **model_error})
+        return net
 
     # ---- inputs ------------------------------------------------------------------------
     def check_inputs(self, available_names: Iterable[str]) -> None:
@@ -193,10 +220,20 @@ class InverseModel(nn.Module):
         log_std_lo, log_std_hi = half[0] + torch.log(self.y_std), half[1] + torch.log(self.y_std)
         mean = torch.clamp(out[:, :n], self.y_min, self.y_max)
         std = torch.exp(torch.clamp(out[:, n:], log_std_lo, log_std_hi))
+        if self.model_error:
+            std = self._add_model_error(mean, std)
         if bad is not None:
             mean = mean.masked_fill(bad, math.nan)
             std = std.masked_fill(bad, math.nan)
         return mean.reshape(*shape, n), std.reshape(*shape, n)
+
+    def _add_model_error(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        a = torch.zeros(len(self.output_names), dtype=std.dtype, device=std.device)
+        b = torch.zeros_like(a)
+        for name, (ai, bi) in self.model_error.items():
+            i = self.output_names.index(name)
+            a[i], b[i] = ai, bi
+        return torch.sqrt(std**2 + (a + b * mean.abs()) ** 2)
 
     def predict_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` on a NumPy array (..., n_in); returns float32 arrays."""
@@ -210,6 +247,7 @@ class InverseModel(nn.Module):
             "output_names": list(self.output_names),
             "output_attrs": self.output_attrs,
             "hidden": list(self.hidden),
+            "model_error": {k: list(v) for k, v in self.model_error.items()},
         }
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:

@@ -229,7 +229,9 @@ def features(obs: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Encoder features (..., N_FEATURES) from observations (..., 12) and angles (..., 4).
 
     Missing values (NaN) become 0 with a flag per modality (S2 valid, S1 valid); the
-    encoder therefore never sees NaN. Missing angles are set to their defaults.
+    encoder therefore never sees NaN. Missing angles are set to their defaults. The
+    relative azimuth enters as cos psi and |sin psi|: PROSAIL depends on cos psi only, so
+    psi and 360° − psi give the same features (the encoders were trained on 0–180°).
     """
     s2, s1 = obs[..., S2_COLUMNS], obs[..., S1_COLUMNS]
     s2_ok = torch.isfinite(s2).all(-1, keepdim=True)
@@ -243,7 +245,7 @@ def features(obs: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
             torch.cos(rad[..., 0]),
             torch.cos(rad[..., 1]),
             torch.cos(rad[..., 2]),
-            torch.sin(rad[..., 2]),
+            torch.sin(rad[..., 2]).abs(),  # psi and 360 - psi are the same geometry
             (ang[..., 3] - 38.0) / 10.0,
         ],
         dim=-1,
