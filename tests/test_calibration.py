@@ -33,7 +33,7 @@ def test_fit_refuses_bad_input():
 
 
 def test_model_error_widens_only_the_std_and_survives_saving(tmp_path):
-    net = load_pretrained("s2")
+    net = load_pretrained("s2").with_model_error({})  # the network's own std only
     x = torch.tensor([[0.04, 0.07, 0.05, 0.12, 0.3, 0.38, 0.4, 0.42, 0.25, 0.13, 35.0, 5.0, 90.0]])
     mean0, std0 = net.predict(x)
     wide = net.with_model_error({"lai": (0.4, 0.1)})
@@ -45,6 +45,7 @@ def test_model_error_widens_only_the_std_and_survives_saving(tmp_path):
     others = [j for j in range(len(net.output_names)) if j != i]
     torch.testing.assert_close(std1[0, others], std0[0, others], rtol=0, atol=0)
     assert not net.model_error  # the original is untouched
+    assert load_pretrained("s2").model_error["lai"][0] > 0  # shipped: calibrated on field data
     back = InverseModel.load(wide.save(tmp_path / "wide.pt"))
     assert back.model_error == {"lai": (0.4, 0.1)}
     with pytest.raises(InvalidArgumentError):

@@ -140,13 +140,13 @@ def test_simulation_reproducible_with_seed():
 
 def test_noise_model_statistics():
     """Additive-only noise: residual std = sqrt(a_c² + a_b²) (independent Gaussians)."""
-    cfg = SimulationConfig(noise=S2Noise(0.0, 0.01, 0.005), keep_noiseless=True)
+    cfg = SimulationConfig(noise=S2Noise(0.0, 0.01, 0.005, 0.0), keep_noiseless=True)
     ds = simulate_s2(3000, seed=0, config=cfg, progress=False)
     res = np.stack([ds[b] - ds[f"{b}_noiseless"] for b in BANDS])
     assert res.std() == pytest.approx(math.hypot(0.01, 0.005), rel=0.05)
     # the shared term correlates the bands: corr = a_c² / (a_c² + a_b²) = 0.8
     assert np.corrcoef(res[0], res[5])[0, 1] == pytest.approx(0.8, abs=0.05)
-    quiet = SimulationConfig(noise=S2Noise(0.0, 0.0, 0.0), keep_noiseless=True)
+    quiet = SimulationConfig(noise=S2Noise(0.0, 0.0, 0.0, 0.0), keep_noiseless=True)
     ds = simulate_s2(20, seed=0, config=quiet, progress=False)
     np.testing.assert_array_equal(ds.B8.values, ds.B8_noiseless.values)
 
@@ -288,8 +288,10 @@ def test_pretrained_s2_api_and_accuracy(sim):
     assert net.output_attrs["lai"]["units"] == "m2 m-2"
     assert net.output_attrs["cab"]["units"] == "ug cm-2"
     assert net.metadata["n_samples"] >= 100_000
-    # seed 7 is not the training seed: an independent simulated test set
-    mean, std = net.predict(arrays(sim, net.input_names))
+    # seed 7 is not the training seed: an independent simulated test set. The network's
+    # own std is calibrated on simulations; the shipped LAI model error (fitted on field
+    # data, tests/test_calibration.py) widens it for real pixels and is left out here.
+    mean, std = net.with_model_error({}).predict(arrays(sim, net.input_names))
     truth = arrays(sim, net.output_names)
     for name, r2_min in (("lai", 0.75), ("fcover", 0.9), ("fapar", 0.9), ("ccc", 0.7)):
         i = net.output_names.index(name)

@@ -71,11 +71,11 @@ def calibrate(
     the copy's metadata."""
     if output not in net.output_names:
         raise InvalidArgumentError(f"{output!r} is not an output of the network")
-    bare = net.with_model_error({})  # a copy; its own std, without this output's term
-    bare.model_error = {k: v for k, v in bare.model_error.items() if k != output}
+    others = {k: v for k, v in net.model_error.items() if k != output}
+    bare = net.with_model_error(others)  # the network's own std for this output
     mean, std = bare.predict(torch.as_tensor(np.asarray(x), dtype=torch.float32))
     i = net.output_names.index(output)
     a, b = fit_model_error(mean[:, i].numpy(), std[:, i].numpy(), truth)
-    out = bare.with_model_error({output: (a, b)})
+    out = bare.with_model_error({**others, output: (a, b)})
     out.metadata = {**net.metadata, f"model_error_{output}": {"a": a, "b": b, "n": len(truth)}}
     return out

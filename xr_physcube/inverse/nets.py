@@ -123,12 +123,12 @@ class InverseModel(nn.Module):
         return out
 
     def with_model_error(self, model_error: dict[str, Sequence[float]]) -> InverseModel:
-        """A copy of this network whose :meth:`predict` adds ``model_error`` (see the
-        class docstring) to the std; the network itself is unchanged."""
+        """A copy of this network whose :meth:`predict` adds exactly ``model_error`` (see
+        the class docstring; ``{}``: none) to the std; the network itself is unchanged."""
         import copy
 
         net = copy.deepcopy(self)
-        net.model_error = net._check_model_error({**self.model_error, **model_error})
+        net.model_error = net._check_model_error(model_error)
         return net
 
     # ---- inputs ------------------------------------------------------------------------

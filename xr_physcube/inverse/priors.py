@@ -178,7 +178,8 @@ S2_PRIORS = PriorSet(
         "hspot": _p(sail.HSPOT, TruncatedGaussian(0.2, 0.5, 0.1, 0.5), (0.1, 0.5)),
         "N": _p(prospect.N, TruncatedGaussian(1.5, 0.3, 1.2, 2.2), (1.3, 1.8)),
         "cab": _p(prospect.CAB, TruncatedGaussian(45.0, 30.0, 20.0, 90.0), (45.0, 90.0)),
-        "car": _p(prospect.CAR, Uniform(4.0, 16.0)),
+        # to 25 µg/cm²: senescent and stressed leaves reach it (ANGERS, Féret et al. 2008)
+        "car": _p(prospect.CAR, Uniform(4.0, 25.0)),
         "cbrown": _p(prospect.CBROWN, TruncatedGaussian(0.0, 0.3, 0.0, 2.0), (0.0, 0.2)),
         "cw": _p(prospect.CW, TruncatedGaussian(0.012, 0.01, 0.002, 0.04), (0.01, 0.03)),
         "cm": _p(prospect.CM, TruncatedGaussian(0.005, 0.005, 0.003, 0.011), (0.005, 0.011)),

@@ -131,7 +131,7 @@ def simulate_prior_pixels(
     :class:`~xr_physcube.inverse.simulate.SimulationConfig`: parameters from the shared
     priors (:mod:`xr_physcube.inverse.priors`, ATBD design with LAI co-distribution;
     hot spot, Car, Cbrown vary too), S2 geometry, PROSAIL-D at 1 nm with S2A SRFs and
-    its noise model (1 % multiplicative, 0.01 band-correlated + 0.002 per-band additive),
+    its noise model (:class:`~xr_physcube.inverse.simulate.S2Noise`, L2A error budget),
     WCM/Oh S1 with gamma speckle (8 looks). Then a fraction ``missing_s2`` /
     ``missing_s1`` of rows lose that modality (NaN). ``truth`` in the order ``names``.
     """
