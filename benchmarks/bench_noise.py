@@ -20,7 +20,6 @@ does not hold ``snap_bvnet.py``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ import xr_physcube  # noqa: F401  (registers the accessors)
 from xr_physcube.inverse.priors import S2_GEOMETRY, S2_PRIORS
 from xr_physcube.sensors.sentinel2 import BANDS, srf_weights
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_real import SHARED, load_snap  # noqa: E402  (one SNAP loader for the benchmarks)
 
 
 def independent_prosail(n: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -68,18 +68,6 @@ def cube(p: dict[str, np.ndarray], refl: np.ndarray) -> xr.Dataset:
     data = {b: ("x", refl[:, i].astype(np.float32)) for i, b in enumerate(BANDS)}
     data.update({a: ("x", p[a].astype(np.float32)) for a in ("tts", "tto", "psi")})
     return xr.Dataset(data)
-
-
-def load_snap(peers: Path):
-    path = peers / "snap_bvnet.py"
-    if not path.exists():
-        print(f"SNAP BV-NET peer not found at {path}: SNAP rows skipped")
-        return None
-    spec = importlib.util.spec_from_file_location("snap_bvnet", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("snap_bvnet", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def methods(snap) -> dict:
