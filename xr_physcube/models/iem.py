@@ -54,7 +54,7 @@ from xr_physcube.models.dielectric import (
     check_dielectric_model,
     soil_permittivity,
 )
-from xr_physcube.models.sar import HRMS, THETA
+from xr_physcube.models.soil_backscatter import HRMS, THETA
 from xr_physcube.parameters import (
     ParameterSet,
     ParameterSpec,

@@ -34,6 +34,9 @@ Default coefficients: :data:`WCM_COEFFICIENTS` (sources there; the NDVI values a
 attributed to Baghdadi et al. 2017 but could not be verified offline, and the LAI values
 are derived here, not published — see the comments on :data:`WCM_COEFFICIENTS`).
 
+The bare-soil models live in :mod:`xr_physcube.models.soil_backscatter` (re-exported
+here); this module owns the Water Cloud Model that composes them.
+
 All functions are batched over any broadcastable shape, follow the inputs' dtype and
 device and are differentiable w.r.t. every continuous input and coefficient.
 Frequency, wavelength and dB conversion come from :mod:`xr_physcube.sensors.sentinel1`.
@@ -57,8 +60,20 @@ from xr_physcube.models.dielectric import (
     SAND,
     DielectricModel,
     check_dielectric_model,
-    check_texture,
-    soil_permittivity,
+)
+from xr_physcube.models.soil_backscatter import (
+    HRMS,
+    SOIL_MODELS,
+    SOIL_PARAMETERS,
+    THETA,
+    BareSoilBackscatter,
+    SoilModel,
+    SoilParameters,
+    bare_soil_backscatter,
+    check_soil_model,
+    dubois1995,
+    oh2004,
+    validate_soil,
 )
 from xr_physcube.parameters import (
     ParameterSet,
@@ -72,8 +87,6 @@ from xr_physcube.parameters import (
 from xr_physcube.sensors import sentinel1 as s1
 from xr_physcube.sensors.sentinel1 import DB_FLOOR, db_to_linear, linear_to_db
 
-SoilModel = Literal["oh", "dubois"]
-SOIL_MODELS: tuple[str, ...] = ("oh", "dubois")
 Descriptor = Literal["lai", "ndvi"]
 
 __all__ = [
@@ -81,12 +94,13 @@ __all__ = [
     "SoilParameters", "VegetationParameters", "WcmCoefficients", "WCM_COEFFICIENTS",
     "Backscatter", "BareSoilBackscatter", "oh2004", "dubois1995", "bare_soil_backscatter",
     "water_cloud", "water_cloud_backscatter", "WaterCloud", "to_db", "db_to_linear",
+    "SOIL_MODELS", "SOIL_PARAMETERS", "SoilModel", "check_soil_model",
 ]  # fmt: skip
+"""The radar API: the Water Cloud Model (here) and the bare-soil models and inputs it
+composes (:mod:`xr_physcube.models.soil_backscatter`, re-exported)."""
 
 # --- Input specifications (declared once; MV, SAND, CLAY live in models.dielectric,
-# LAI in models.sail, and are re-exported here).
-HRMS = ParameterSpec("hrms", "soil surface rms height", "cm", 0.1, 5.0, 1.0)
-THETA = ParameterSpec("theta", "radar incidence angle", "degree", 10.0, 70.0, 38.0)
+# HRMS, THETA in models.soil_backscatter, LAI in models.sail; re-exported here).
 LAI = _sail.LAI
 NDVI = ParameterSpec("ndvi", "normalized difference vegetation index", "1", 0.0, 1.0, 0.5)
 
@@ -126,27 +140,6 @@ WCM_COEFFICIENTS: dict[str, dict[str, float]] = {
 
 
 @dataclass
-class SoilParameters(TensorParameters):
-    """Bare-soil inputs and geometry. Defaults: a moist, moderately rough loam at 38°.
-
-    ``sand`` and ``clay`` (with sand + clay <= 1) only matter for soil models that use
-    the soil permittivity (Dubois 1995); Oh (2004) is parameterised directly in ``mv``.
-    """
-
-    mv: torch.Tensor | float = spec_field(MV)
-    hrms: torch.Tensor | float = spec_field(HRMS)
-    theta: torch.Tensor | float = spec_field(THETA)
-    sand: torch.Tensor | float = spec_field(SAND)
-    clay: torch.Tensor | float = spec_field(CLAY)
-
-    def validate(self, context: str = "") -> SoilParameters:
-        """Each field in its range (``ValueError`` naming it) and sand + clay <= 1."""
-        super().validate(context)
-        check_texture(self.sand, self.clay, context or type(self).__name__)
-        return self
-
-
-@dataclass
 class VegetationParameters(TensorParameters):
     """Vegetation descriptors of the WCM; the model uses ``lai`` or ``ndvi`` (its descriptor)."""
 
@@ -175,17 +168,8 @@ class WcmCoefficients(TensorParameters):
         return cls(**{**WCM_COEFFICIENTS[_check_descriptor(descriptor)], **overrides})
 
 
-SOIL_PARAMETERS: ParameterSet = SoilParameters.parameter_set()
 VEGETATION_PARAMETERS: ParameterSet = VegetationParameters.parameter_set()
 WCM_PARAMETERS: ParameterSet = WcmCoefficients.parameter_set()
-
-
-class BareSoilBackscatter(NamedTuple):
-    """Bare-soil sigma0 (linear, m²/m²) for VV, VH and HH."""
-
-    vv: torch.Tensor
-    vh: torch.Tensor
-    hh: torch.Tensor
 
 
 class Backscatter(NamedTuple):
@@ -207,105 +191,6 @@ def _check_descriptor(descriptor: str) -> Descriptor:
     if descriptor not in ("lai", "ndvi"):
         raise InvalidArgumentError(f"descriptor must be 'lai' or 'ndvi'; got {descriptor!r}")
     return descriptor  # type: ignore[return-value]
-
-
-def check_soil_model(soil_model: str) -> SoilModel:
-    """``soil_model`` in lower case if it is one of :data:`SOIL_MODELS` (case-insensitive)."""
-    key = soil_model.lower() if isinstance(soil_model, str) else soil_model
-    if key not in SOIL_MODELS:
-        raise InvalidArgumentError(
-            f"soil_model must be one of {list(SOIL_MODELS)} (case-insensitive); got {soil_model!r}"
-        )
-    return key  # type: ignore[return-value]
-
-
-def _validate_soil(values: dict, context: str) -> None:
-    SOIL_PARAMETERS.validate(values, context)
-    check_texture(values["sand"], values["clay"], context)
-
-
-# --- Bare soil ------------------------------------------------------------------------
-
-
-def oh2004(mv: torch.Tensor, ks: torch.Tensor, theta_rad: torch.Tensor) -> BareSoilBackscatter:
-    """Oh (2004) bare-soil sigma0 from mv (m³/m³), ks = k·hrms and θ (radians)."""
-    cos_t = torch.cos(theta_rad)
-    vh = 0.11 * mv.pow(0.7) * cos_t.pow(2.2) * (1.0 - torch.exp(-0.32 * ks.pow(1.8)))
-    q = 0.095 * (0.13 + torch.sin(1.5 * theta_rad)).pow(1.4) * (1.0 - torch.exp(-1.3 * ks.pow(0.9)))
-    vv = vh / q
-    p = 1.0 - (theta_rad / (math.pi / 2)).pow(0.35 * mv.pow(-0.65)) * torch.exp(-0.4 * ks.pow(1.4))
-    return BareSoilBackscatter(vv, vh, p * vv)
-
-
-def dubois1995(
-    eps_real: torch.Tensor,
-    ks: torch.Tensor,
-    theta_rad: torch.Tensor,
-    wavelength_cm: float = s1.WAVELENGTH_CM,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dubois et al. (1995) co-polarised sigma0 (VV, HH) from ε', ks and θ (radians)."""
-    cos_t, sin_t, tan_t = torch.cos(theta_rad), torch.sin(theta_rad), torch.tan(theta_rad)
-    ks_sin = ks * sin_t
-    lam = wavelength_cm**0.7
-    vv = (
-        10.0**-2.35
-        * cos_t.pow(3)
-        / sin_t.pow(3)
-        * torch.pow(10.0, 0.046 * eps_real * tan_t)
-        * ks_sin.pow(1.1)
-        * lam
-    )
-    hh = (
-        10.0**-2.75
-        * cos_t.pow(1.5)
-        / sin_t.pow(5)
-        * torch.pow(10.0, 0.028 * eps_real * tan_t)
-        * ks_sin.pow(1.4)
-        * lam
-    )
-    return vv, hh
-
-
-def bare_soil_backscatter(
-    soil: SoilParameters | None = None,
-    *,
-    soil_model: SoilModel = "oh",
-    dielectric: DielectricModel = "hallikainen",
-    frequency_ghz: float = s1.FREQUENCY_GHZ,
-    validate: bool = True,
-    **kwargs: TensorLike,
-) -> BareSoilBackscatter:
-    """Bare-soil sigma0 (linear) at C band for VV, VH, HH.
-
-    Args:
-        soil: a :class:`SoilParameters`, or give its fields as keywords (``mv``
-            0.02–0.5 m³/m³, ``hrms`` 0.1–5 cm, ``theta`` 10–70°, ``sand``/``clay``
-            mass fractions 0–1 with sand + clay <= 1).
-        soil_model: "oh" (Oh 2004, VV/VH/HH) or "dubois" (Dubois 1995 VV/HH; VH from
-            Oh 2004); case-insensitive. Only "dubois" uses the soil permittivity, hence
-            ``sand``, ``clay`` and ``dielectric``; "oh" is parameterised directly in
-            ``mv`` and ignores them (they are still range-checked).
-        dielectric: permittivity model for Dubois, "hallikainen" or "dobson"
-            (case-insensitive).
-        frequency_ghz: radar frequency (default Sentinel-1, 5.405 GHz).
-        validate: raise ``ValueError`` on NaN or out-of-range inputs.
-    """
-    soil = _soil_from(soil, kwargs)
-    soil_model = check_soil_model(soil_model)
-    dielectric = check_dielectric_model(dielectric)
-    values = soil.as_dict()
-    if validate:
-        _validate_soil(values, f"bare soil ({soil_model})")
-    t = as_tensors(values)
-    wavelength_cm = s1.SPEED_OF_LIGHT_M_S / (frequency_ghz * 1e9) * 100.0
-    ks = (2.0 * math.pi / wavelength_cm) * t["hrms"]
-    theta = deg2rad(t["theta"])
-    oh = oh2004(t["mv"], ks, theta)
-    if soil_model == "oh":
-        return oh
-    eps = soil_permittivity(t["mv"], t["sand"], t["clay"], frequency_ghz, dielectric, False)
-    vv, hh = dubois1995(eps.real, ks, theta, wavelength_cm)
-    return BareSoilBackscatter(vv, oh.vh, hh)
 
 
 # --- Water Cloud Model ----------------------------------------------------------------
@@ -410,7 +295,7 @@ def _run_wcm(
     if soil_model == "oh":
         values = soil.as_dict()
         if validate:
-            _validate_soil(values, "bare soil (oh)")
+            validate_soil(values, "bare soil (oh)")
         st = as_tensors({k: values[k] for k in ("mv", "hrms", "theta")})
         t = as_tensors({"v": value, "mv": st["mv"], "hrms": st["hrms"], "theta": st["theta"]})
         v = t["v"]
@@ -469,14 +354,6 @@ def _oh_wcm_core(mv, hrms, theta_deg, v, a_vv, b_vv, e_vv, a_vh, b_vh, e_vh, uni
 @functools.cache
 def _compiled_oh_wcm():
     return torch.compile(_oh_wcm_core, dynamic=False, fullgraph=True)
-
-
-def _soil_from(soil: SoilParameters | None, kwargs: dict) -> SoilParameters:
-    if soil is None:
-        return SoilParameters(**kwargs)
-    if kwargs:
-        raise TypeError("give either a SoilParameters or keyword fields, not both")
-    return soil
 
 
 class WaterCloud(nn.Module):
