@@ -1,0 +1,229 @@
+"""Command line: ``xr-physcube demo`` (the main job on the embedded cube), ``retrieve``
+(a batch job on a tile from a STAC API) and retraining.
+
+xr-physcube demo [--out xr_physcube_demo] [--workers 0]
+xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
+    [--method inverse | vae] [--bounds MINX MINY MAXX MAXY --epsg N] [--no-s1]
+    [--workers N | --scheduler tcp://host:8786] [--overwrite] [--timeout S]
+xr-physcube train-inverse s2|s1 [--samples N] [--seed 0] [--out ./s2.pt | --replace-shipped]
+xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
+    [--out ./vae_<name>.pt | --replace-shipped]
+
+User errors (a :class:`~xr_physcube.exceptions.PhyscubeError`, a failing STAC API, an
+existing ``--out``) end with one line on stderr and exit code 1; anything else is a bug
+and raises with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
+from xr_physcube.cli.retrieve import (
+    S2_PRODUCTS,
+    add_retrieve_parser,
+    bbox_problem,
+    check_out,
+    variables_problem,
+)
+from xr_physcube.performance import keep_freed_memory
+
+__all__ = ["S2_PRODUCTS", "ZARR_FORMAT", "build_parser", "check_out", "main", "train_out_path"]
+
+
+def _decimals(value: float) -> int:
+    """Decimals for printing ``value``: 3, or more so that at least 2 significant digits show."""
+    if not math.isfinite(value) or value <= 0.0:
+        return 3
+    return max(3, 1 - math.floor(math.log10(value)))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    import xarray as xr
+    from dask.diagnostics import ProgressBar
+
+    import xr_physcube.accessors  # noqa: F401  (registers .physics)
+    from xr_physcube.io.demo import demo_scene
+    from xr_physcube.plotting import plot_retrieval
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"building the embedded demo cube ({args.size}x{args.size} px, seed {args.seed}) ...")
+    scene = demo_scene(size=args.size, seed=args.seed, chunks=args.chunk)
+    cube = scene.cube
+    print(cube)
+    retrieved = cube.physics.retrieve(["lai", "fcover", "ccc", "cwc"], model="pretrained-s2")
+    s1 = cube.physics.retrieve(["mv"], model="pretrained-s1")
+    result = xr.merge([retrieved, s1])
+    store = out / "retrieval.zarr"
+    print(f"retrieving (lazy graph of {len(result.__dask_graph__())} tasks) -> {store}")
+    start = time.perf_counter()
+    if args.workers:
+        from dask.distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1) as cluster, Client(cluster):
+            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+    else:
+        with ProgressBar():
+            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+    elapsed = time.perf_counter() - start
+    result = xr.open_zarr(store).load()
+    n_pix = int(np.prod([cube.sizes[d] for d in ("time", "y", "x")]))
+    print(f"done in {elapsed:.1f} s ({n_pix / elapsed:,.0f} pixel-dates/s)")
+
+    truth = scene.truth
+    print("RMSE against the simulation truth (valid pixels):")
+    truths = {
+        "lai": truth.lai,
+        "ccc": truth.lai * truth.cab,
+        "cwc": truth.lai * truth.cw,
+        "mv": truth.mv,
+    }
+    for name, true in truths.items():
+        err = (result[name] - true).values
+        rmse = float(np.sqrt(np.nanmean(err**2)))
+        cover = float(np.isfinite(result[name].values).mean())
+        print(
+            f"  {name:4s} RMSE {rmse:8.{_decimals(rmse)}f} {result[name].attrs.get('units', '')}"
+            f"  (valid {cover:.0%})"
+        )
+    png = plot_retrieval(result, truth, cube, out / "lai_map.png")
+    print(f"figure: {png}")
+    return 0
+
+
+def train_out_path(args: argparse.Namespace) -> Path:
+    """Where ``train-inverse``/``train-vae`` write: ``--out``, the shipped file with
+    ``--replace-shipped``, else ``./<file name of the shipped weights>`` in the current
+    directory (the shipped weights stay untouched)."""
+    if args.command == "train-vae":
+        from xr_physcube.vae.pretrained import WEIGHTS_DIR
+
+        shipped = WEIGHTS_DIR / f"vae_{args.name}.pt"
+    else:
+        from xr_physcube.inverse.pretrained import WEIGHTS_DIR, network_spec
+
+        shipped = WEIGHTS_DIR / f"{network_spec(args.name).name}.pt"
+    if args.replace_shipped:
+        return shipped
+    return Path(args.out) if args.out else Path.cwd() / shipped.name
+
+
+def _train_inverse(args: argparse.Namespace) -> int:
+    from xr_physcube.inverse.pretrained import train_pretrained
+
+    out = train_out_path(args)
+    print(f"training the {args.name} network -> {out}")
+    path = train_pretrained(args.name, n_samples=args.samples, seed=args.seed, out_path=out)
+    print(f"saved {Path(path).resolve()}")
+    return 0
+
+
+def _train_vae(args: argparse.Namespace) -> int:
+    from xr_physcube.vae.pretrained import pretrain
+
+    out = train_out_path(args)
+    print(f"pre-training the {args.name} VAE -> {out}")
+    model = pretrain(
+        args.name,
+        out,
+        seed=args.seed,
+        supervised_weight=args.supervised_weight,
+        steps=args.steps,
+        n_sim=args.samples,
+        encoder_steps=args.encoder_steps,
+    )
+    print(model.meta)
+    print(f"saved {out.resolve()}")
+    return 0
+
+
+def _add_train_parsers(sub) -> None:
+    """``train-inverse`` and ``train-vae``, their names from the registries."""
+    from xr_physcube.inverse.pretrained import NETWORKS
+    from xr_physcube.vae.pretrained import RECIPES
+
+    train = sub.add_parser("train-inverse", help="retrain a shipped inverse network")
+    train.add_argument("name", choices=sorted(NETWORKS))
+    train.add_argument(
+        "--samples", type=positive_int, default=None, help="simulations (default: shipped)"
+    )
+    train.set_defaults(func=_train_inverse)
+    vae = sub.add_parser("train-vae", help="rebuild a shipped VAE from its recipe")
+    vae.add_argument("name", choices=sorted(RECIPES))
+    vae.add_argument(
+        "--samples", type=positive_int, default=None, help="simulations (default: recipe)"
+    )
+    vae.add_argument("--steps", type=positive_int, default=None, help="ELBO steps")
+    vae.add_argument("--encoder-steps", type=non_negative_int, default=None)
+    vae.add_argument("--supervised-weight", type=float, default=None)
+    vae.set_defaults(func=_train_vae)
+    for parser, shipped in ((train, "<name>.pt, e.g. ./s2.pt"), (vae, "vae_<name>.pt")):
+        parser.add_argument("--seed", type=int, default=0)
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--out", default=None, help=f"weights file to write (default: ./{shipped})"
+        )
+        where.add_argument(
+            "--replace-shipped",
+            action="store_true",
+            help="overwrite the weights shipped in the installed package (what the "
+            "accessors load by default)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xr-physcube", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="retrieve LAI/CCC/CWC/soil moisture on the embedded cube")
+    demo.add_argument("--out", default="xr_physcube_demo", help="output folder")
+    demo.add_argument("--size", type=int, default=64, help="pixels per side")
+    demo.add_argument("--chunk", type=int, default=32, help="dask chunk size (pixels)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--workers", type=int, default=0, help="run on a dask LocalCluster with N workers"
+    )
+    demo.set_defaults(func=_demo)
+    add_retrieve_parser(sub)
+    _add_train_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "retrieve":
+        if problem := bbox_problem(args.bbox):
+            parser.error(f"argument --bbox: {problem}")
+        if problem := variables_problem(args.variables, args.method):
+            parser.error(f"argument --variables: {problem}")
+    keep_freed_memory()  # a batch process: reuse freed temporaries (see xr_physcube.performance)
+    return _report_user_errors(args)
+
+
+def _report_user_errors(args: argparse.Namespace) -> int:
+    """Run the command; a :class:`PhyscubeError`, a STAC API error or an existing output
+    ends with one line on stderr and exit code 1. Anything else raises: a bug shows its
+    traceback."""
+    from pystac_client.exceptions import APIError
+
+    from xr_physcube.exceptions import PhyscubeError
+
+    try:
+        return args.func(args)
+    except (PhyscubeError, APIError, FileExistsError) as err:
+        where = f"STAC API {args.url}: " if isinstance(err, APIError) else ""
+        print(f"xr-physcube {args.command}: error: {where}{err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""``xr-physcube retrieve``: the batch job on one tile (a STAC API -> the S2 (+ S1) cube
+-> inverse networks or the VAE -> a Zarr store, on dask threads, a LocalCluster or a
+running scheduler)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_float, stac_time
+
+S2_PRODUCTS = ("lai", "fcover", "fapar", "ccc", "cwc")
+"""What ``xr-physcube retrieve --method inverse`` computes from Sentinel-2 by default."""
+
+
+def _load_tile(args: argparse.Namespace):
+    """The S2 (+ S1) cube of the job, lazy."""
+    from xr_physcube.io.stac import load_cube, load_s2
+
+    s2_kwargs = dict(
+        bounds=args.bounds,
+        epsg=args.epsg,
+        resolution=args.resolution,
+        chunks=args.chunk,
+        max_cloud_cover=args.max_cloud_cover,
+        sign=args.sign,
+    )
+    if args.timeout is not None:
+        s2_kwargs["timeout"] = args.timeout
+    if args.no_s1:
+        return load_s2(args.url, args.bbox, args.time, collection=args.s2_collection, **s2_kwargs)
+    return load_cube(
+        args.url,
+        args.bbox,
+        args.time,
+        s2_collection=args.s2_collection,
+        s1_collection=args.s1_collection,
+        **s2_kwargs,
+    )
+
+
+def _retrieval(cube, args: argparse.Namespace):
+    """The lazy products of the job: inverse networks, or the VAE's posterior."""
+    import xarray as xr
+
+    if args.method == "vae":
+        return cube.vae.encode(args.vae_model)
+    variables = list(args.variables or S2_PRODUCTS)
+    products = [cube.physics.retrieve(variables, model="pretrained-s2")]
+    if not args.no_s1:
+        products.append(cube.physics.retrieve(["mv"], model="pretrained-s1"))
+    return xr.merge(products)
+
+
+def _write(result, store: Path, args: argparse.Namespace) -> None:
+    """Compute ``result`` chunk by chunk into ``store``: threads, a LocalCluster or a
+    running dask scheduler, with a progress bar."""
+    if args.scheduler or args.workers:
+        from dask.distributed import Client, LocalCluster, progress
+
+        cluster = None
+        if args.scheduler:
+            client = Client(args.scheduler)
+        else:
+            cluster = LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+            )
+            client = Client(cluster)
+        try:
+            print(f"dask scheduler {client.scheduler.address} (dashboard {client.dashboard_link})")
+            job = result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT, compute=False)
+            future = client.compute(job)
+            progress(future)
+            future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+
+
+def check_out(store: Path, overwrite: bool) -> None:
+    """Refuse to write over an existing path, unless ``overwrite`` and it is a Zarr store
+    (writing a store with ``mode="w"`` deletes everything in its folder first)."""
+    if not store.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"--out {store} already exists; pass --overwrite to replace it")
+    is_zarr = store.is_dir() and any((store / m).exists() for m in ("zarr.json", ".zgroup"))
+    if not is_zarr and not (store.is_dir() and not any(store.iterdir())):
+        raise FileExistsError(
+            f"--out {store} exists and is not a Zarr store; --overwrite only replaces a "
+            "Zarr store (or an empty folder)"
+        )
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    """The retrieve job: load_cube/load_s2 -> retrieve or VAE -> Zarr."""
+    import numpy as np
+    import xarray as xr
+
+    import xr_physcube.accessors  # noqa: F401  (registers .physics and .vae)
+
+    store = Path(args.out)
+    check_out(store, args.overwrite)
+    cube = _load_tile(args)
+    print(cube)
+    result = _retrieval(cube, args)
+    print(f"{args.method}: {len(result.__dask_graph__())} tasks -> {store}")
+    start = time.perf_counter()
+    _write(result, store, args)
+    elapsed = time.perf_counter() - start
+    n_pix = int(np.prod([cube.sizes[d] for d in ("time", "y", "x")]))
+    print(f"done in {elapsed:.1f} s ({n_pix / elapsed:,.0f} pixel-dates/s)")
+    written = xr.open_zarr(store)
+    for name in (v for v in written.data_vars if not v.endswith("_std")):
+        values = written[name].values
+        valid = np.isfinite(values)
+        mean = float(values[valid].mean()) if valid.any() else float("nan")
+        units = written[name].attrs.get("units", "")
+        print(f"  {name:7s} mean {mean:9.4g} {units:8s} (valid {valid.mean():.0%})")
+    return 0
+
+
+def add_retrieve_parser(sub) -> None:
+    job = sub.add_parser(
+        "retrieve",
+        help="load a Sentinel-2 (+ Sentinel-1) tile from a STAC API, retrieve, write zarr",
+        description="Batch job on one tile: load_cube (or load_s2 with --no-s1) from a STAC "
+        "API, then physics.retrieve (or vae.encode with --method vae) chunk by chunk into "
+        "a Zarr store.",
+    )
+    job.add_argument("url", help="STAC API URL, e.g. https://earth-search.aws.element84.com/v1")
+    job.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        required=True,
+        metavar=("W", "S", "E", "N"),
+        help="search area, degrees (WGS84)",
+    )
+    job.add_argument(
+        "--time",
+        required=True,
+        type=stac_time,
+        help="START/END, e.g. 2024-04-01/2024-07-31 ('..' for an open end)",
+    )
+    job.add_argument("--out", required=True, help="Zarr store to write (must not exist)")
+    job.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it is an existing Zarr store"
+    )
+    job.add_argument(
+        "--method",
+        choices=("inverse", "vae"),
+        default="inverse",
+        help="inverse networks (default) or the physics-constrained VAE",
+    )
+    job.add_argument(
+        "--variables",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"S2 products for --method inverse (default: {' '.join(S2_PRODUCTS)}); "
+        "soil moisture mv is added from S1 unless --no-s1",
+    )
+    job.add_argument(
+        "--vae-model",
+        default=None,
+        help="VAE checkpoint or shipped name (default: by number of dates)",
+    )
+    job.add_argument("--no-s1", action="store_true", help="Sentinel-2 only")
+    job.add_argument(
+        "--bounds",
+        type=float,
+        nargs=4,
+        default=None,
+        metavar=("MINX", "MINY", "MAXX", "MAXY"),
+        help="output extent in the output CRS (default: the bbox)",
+    )
+    job.add_argument("--epsg", type=int, default=None, help="output CRS (default: the items')")
+    job.add_argument("--resolution", type=float, default=10.0, help="pixel size, m")
+    job.add_argument("--chunk", type=int, default=1024, help="dask chunk size (pixels)")
+    job.add_argument("--max-cloud-cover", type=float, default=None, help="drop items above, %%")
+    job.add_argument("--s2-collection", default="sentinel-2-l2a")
+    job.add_argument("--s1-collection", default="sentinel-1-rtc")
+    job.add_argument(
+        "--sign",
+        default=None,
+        choices=("planetary_computer",),
+        help="sign asset URLs (Planetary Computer; optional dependency)",
+    )
+    job.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=None,
+        help="seconds to wait for the STAC API to connect and to answer each request, and "
+        "for image reads to connect or receive data (default: "
+        "xr_physcube.io.stac.STAC_TIMEOUT_S, 30)",
+    )
+    where = job.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="run on a dask LocalCluster with N worker processes (default 0: dask threads)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running dask scheduler, e.g. tcp://10.0.0.1:8786",
+    )
+    job.set_defaults(func=_retrieve)
+
+
+def bbox_problem(bbox: list[float]) -> str | None:
+    """Why ``--bbox W S E N`` (degrees) cannot be searched and stacked, or None."""
+    w, s, e, n = bbox
+    if not (
+        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
+    ):
+        return f"{bbox}: longitudes must be within -180..180 and latitudes within -90..90"
+    if not (w < e and s < n):
+        return f"{bbox}: expected W < E and S < N (a box across the antimeridian is not supported)"
+    return None
+
+
+def variables_problem(variables: list[str] | None, method: str) -> str | None:
+    """Why ``--variables`` cannot be retrieved with ``--method``, or None."""
+    if variables is None:
+        return None
+    if method != "inverse":
+        return f"applies to --method inverse only (--method {method} returns all its parameters)"
+    unknown = [v for v in variables if v not in S2_PRODUCTS]
+    if unknown:
+        return f"unknown {unknown}; choose from {' '.join(S2_PRODUCTS)}"
+    return None
