@@ -53,16 +53,12 @@ from xr_physcube.models.change_detection import (
     ChangeDetectionParameters,
     change_detection_minmax,
     change_detection_mv,
-    fit_change_detection,
 )
+from xr_physcube.models.change_detection_fit import fit_change_detection
 from xr_physcube.models.sar import water_cloud_backscatter
-from xr_physcube.models.wcm_calibration import (
-    WcmCalibration,
-    calibrate_wcm,
-    estimate_hrms,
-    forward_db,
-    invert_mv,
-)
+from xr_physcube.models.wcm_calibration import calibrate_wcm
+from xr_physcube.models.wcm_coefficients import WcmCalibration
+from xr_physcube.models.wcm_inversion import estimate_hrms, forward_db, invert_mv
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 CSV = Path("mni2017_s1") / "s1_sm_lai_mni2017.csv"

@@ -66,7 +66,7 @@ def _main(bench, *argv, extra_s2=(), extra_s1=()):
 
 @pytest.fixture(scope="module")
 def run(bench):
-    calls = {k: [] for k in ("s2_fit", "s2_shipped", "s1_fit", "recalibrated")}
+    calls = {k: [] for k in ("s2_fit", "s2_shipped", "s1_fit", "recalibrated", "cd_fit")}
 
     class CheckedRecalibrated(bench.Recalibrated):  # the registry's own calibrated method
         def __call__(self, train, test):
@@ -79,8 +79,15 @@ def run(bench):
         _spy(bench, "site", calls["s2_shipped"], False),
     ]
     extra_s1 = [_spy(bench, "field", calls["s1_fit"], True)]
+    fit_cd = bench.fit_change_detection_on
+
+    def checked_fit_cd(rows, descriptor="lai"):  # the refit of the change-detection recipe
+        calls["cd_fit"].append((set(rows.field), descriptor))
+        return fit_cd(rows, descriptor)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(bench, "Recalibrated", CheckedRecalibrated)
+        mp.setattr(bench, "fit_change_detection_on", checked_fit_cd)
         results, printed = _main(
             bench, "--data", str(DATA), "--peers", str(PEERS), extra_s2=extra_s2, extra_s1=extra_s1
         )
@@ -112,6 +119,9 @@ def test_counts_and_finite_rmse(run):
         assert by[("sensagri", m, "all")]["n_nan"] == 0, m
     mni = [r for r in results if r["dataset"] in ("mni", "mni_forward")]
     assert {"VV", "VH", "training mean (other fields)"} <= {r["method"] for r in mni}
+    soil = {r["method"] for r in mni if r["method"].startswith("physics.soil_moisture")}
+    assert len(soil) == 4 and any("inverse" in m for m in soil), soil
+    assert any("s1_lai" in r["method"] for r in mni)  # retrieve on the LAI cube
     for r in mni:
         expected = {"all": 208, 301: 76, 508: 76, 319: 56}[r["group"]]
         assert (r["n"], r["n_nan"]) == (expected, 0), r
@@ -135,6 +145,12 @@ def test_calibrated_methods_never_see_their_test_group(run):
         for seen, held_out in folds:
             assert seen == groups - held_out, key
     assert calls["s2_shipped"] == [(set(), SITES)]  # once, on all rows, nothing to fit
+    # change detection's recipe is refitted without the scored field, per descriptor
+    for descriptor in ("lai", "ndvi"):
+        seen = [fields for fields, d in calls["cd_fit"] if d == descriptor]
+        held_out = [FIELDS - f for f in seen]
+        assert len(held_out) == 3 and all(len(h) == 1 for h in held_out)
+        assert set().union(*held_out) == FIELDS
     baseline = [r for r in results if r["method"] == "training mean (other fields)"]
     assert len(baseline) == 4 and all(abs(r["skill"]) < 1e-12 for r in baseline)
 

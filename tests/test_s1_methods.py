@@ -19,9 +19,19 @@ import numpy as np
 import pytest
 import torch
 
+from xr_physcube.exceptions import (
+    DimensionError,
+    InputUnitsError,
+    InvalidArgumentError,
+    OutOfRangeError,
+    PhyscubeError,
+    TimeAxisError,
+)
 from xr_physcube.models import change_detection as cd
-from xr_physcube.models import wcm_calibration as wc
-from xr_physcube.models._s1_inputs import S1InputError
+from xr_physcube.models import change_detection_fit as cdf
+from xr_physcube.models import wcm_calibration as wcal
+from xr_physcube.models import wcm_coefficients as wc
+from xr_physcube.models import wcm_inversion as winv
 from xr_physcube.models.sar import WcmCoefficients, water_cloud_backscatter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,9 +77,9 @@ def test_calibration_recovers_linear_soil_and_crop_specific_vegetation():
             *(wc.PolarisationCoefficients(*veg[g][p], 0.0, *soil[p]) for p in ("vv", "vh")),
         )
         sel = group == g
-        out = wc.forward_db(true, mv[sel], theta[sel], lai[sel])
+        out = winv.forward_db(true, mv[sel], theta[sel], lai[sel])
         sig["vv"][sel], sig["vh"][sel] = _lin(out.vv), _lin(out.vh)
-    cals = wc.calibrate_wcm(sig["vv"], sig["vh"], theta, lai, mv, group=group, dataset="syn")
+    cals = wcal.calibrate_wcm(sig["vv"], sig["vh"], theta, lai, mv, group=group, dataset="syn")
     assert set(cals) == {"cereals", "maize"}
     for g, cal in cals.items():
         assert cal.dataset == "syn" and cal.n_samples == int((group == g).sum())
@@ -95,8 +105,8 @@ def test_calibration_recovers_oh_soil_with_per_series_roughness():
         wc.PolarisationCoefficients(0.08, 0.25, 0.0),
         wc.PolarisationCoefficients(0.02, 0.12, 0.0),
     )
-    out = wc.forward_db(true, mv, theta, lai, hrms=np.vectorize(hrms.get)(series))
-    cal = wc.calibrate_wcm(
+    out = winv.forward_db(true, mv, theta, lai, hrms=np.vectorize(hrms.get)(series))
+    cal = wcal.calibrate_wcm(
         _lin(out.vv), _lin(out.vh), theta, lai, mv, series=series, soil_term="oh"
     )["all"]
     np.testing.assert_allclose(
@@ -107,7 +117,7 @@ def test_calibration_recovers_oh_soil_with_per_series_roughness():
     assert cal.hrms == pytest.approx((0.6 * 1.0 * 1.8) ** (1 / 3), rel=1e-6)
     # roughness of one series from its sigma0 alone, at its true moisture
     sel = series == "f3"
-    h = wc.estimate_hrms(
+    h = winv.estimate_hrms(
         _lin(out.vv)[sel], _lin(out.vh)[sel], theta[sel], lai[sel], cal, mv=mv[sel], n_grid=2000
     )
     assert h == pytest.approx(1.8, rel=3e-3)
@@ -124,7 +134,7 @@ def test_forward_model_equals_the_shipped_wcm_and_the_written_out_linear_soil():
         wc.PolarisationCoefficients(*pol_vh, 1.0),
         hrms=1.3,
     )
-    got = wc.forward_db(oh, mv, theta, lai)
+    got = winv.forward_db(oh, mv, theta, lai)
     coefficients = WcmCoefficients(a_vv=pol_vv[0], b_vv=pol_vv[1], a_vh=pol_vh[0], b_vh=pol_vh[1])
     ref = water_cloud_backscatter(mv, 1.3, theta, lai=lai, coefficients=coefficients)
     np.testing.assert_allclose(got.vv.numpy(), 10 * np.log10(ref.vv.numpy()), atol=1e-10)
@@ -140,7 +150,7 @@ def test_forward_model_equals_the_shipped_wcm_and_the_written_out_linear_soil():
     tau2 = np.exp(-2 * pol_vv[1] * lai / cos_t)
     soil = _lin(-11.0 + 25.0 * mv - 0.12 * (theta - 40.0))
     want = 10 * np.log10(pol_vv[0] * lai * cos_t * (1 - tau2) + tau2 * soil)
-    np.testing.assert_allclose(wc.forward_db(lin, mv, theta, lai).vv.numpy(), want, atol=1e-10)
+    np.testing.assert_allclose(winv.forward_db(lin, mv, theta, lai).vv.numpy(), want, atol=1e-10)
 
 
 @pytest.mark.parametrize("soil_term", ["linear", "oh"])
@@ -156,15 +166,15 @@ def test_invert_mv_returns_the_generating_moisture_and_is_differentiable(soil_te
         wc.PolarisationCoefficients(0.02, 0.12, 0.5, *extra_vh),
         hrms=1.2 if soil_term == "oh" else None,
     )
-    out = wc.forward_db(cal, mv, theta, lai)
+    out = winv.forward_db(cal, mv, theta, lai)
     vv = torch.tensor(_lin(out.vv), requires_grad=True)
-    est = wc.invert_mv(vv, _lin(out.vh), theta, lai, cal, prior=False, clip=False)
+    est = winv.invert_mv(vv, _lin(out.vh), theta, lai, cal, prior=False, clip=False)
     np.testing.assert_allclose(est.mv.detach().numpy(), mv, rtol=1e-9)
     assert bool((est.std > 0).all())
     est.mv.sum().backward()
     assert bool(torch.isfinite(vv.grad).all()) and bool((vv.grad > 0).all())
     # with the prior the estimate lies between the measurement and the prior mean
-    with_prior = wc.invert_mv(_lin(out.vv), _lin(out.vh), theta, lai, cal, clip=False)
+    with_prior = winv.invert_mv(_lin(out.vv), _lin(out.vh), theta, lai, cal, clip=False)
     lo, hi = np.minimum(mv, cal.mv_mean), np.maximum(mv, cal.mv_mean)
     got = with_prior.mv.numpy()
     assert np.all((got >= lo - 1e-12) & (got <= hi + 1e-12))
@@ -265,7 +275,7 @@ def test_fit_change_detection_recovers_sensitivity_and_noise():
     pc = cd.PolarisationChange(s0=25.0, b=0.1, noise_db=0.5, drift_db=0.0, incidence_slope=-0.15)
     vv = _sigma0(pc, -12.0, mv, lai, theta) * _lin(0.5 * rng.standard_normal(mv.shape))
     cols = range(mv.shape[1])
-    params = cd.fit_change_detection(
+    params = cdf.fit_change_detection(
         [vv[:, j] for j in cols],
         None,
         [theta[:, j] for j in cols],
@@ -302,6 +312,14 @@ BAD = {
     "mismatched shapes": lambda d: d | {"lai": d["lai"][:-1]},
     "empty arrays": lambda d: {k: v[:0] for k, v in d.items()},
 }
+ERRORS = {  # the package's exception for each bad input, and a word of its message
+    "nan-only series": (OutOfRangeError, "NaN"),
+    "negative linear sigma0": (OutOfRangeError, "linear"),
+    "sigma0 in dB": (InputUnitsError, "dB"),
+    "theta in radians": (InputUnitsError, "radians"),
+    "mismatched shapes": (DimensionError, "shape"),
+    "empty arrays": (DimensionError, "empty"),
+}
 
 
 def _cal():
@@ -310,8 +328,8 @@ def _cal():
 
 
 CALLS = {
-    "calibrate_wcm": lambda d: wc.calibrate_wcm(d["vv"], d["vh"], d["theta"], d["lai"], d["mv"]),
-    "invert_mv": lambda d: wc.invert_mv(d["vv"], d["vh"], d["theta"], d["lai"], _cal()),
+    "calibrate_wcm": lambda d: wcal.calibrate_wcm(d["vv"], d["vh"], d["theta"], d["lai"], d["mv"]),
+    "invert_mv": lambda d: winv.invert_mv(d["vv"], d["vh"], d["theta"], d["lai"], _cal()),
     "change_detection_mv": lambda d: cd.change_detection_mv(
         d["vv"],
         d["vh"],
@@ -327,7 +345,7 @@ CALLS = {
         d["lai"],
         cd.ChangeDetectionParameters(vv=cd.PolarisationChange(20, 0.1, 1, 0.1), vh=None),
     ),
-    "fit_change_detection": lambda d: cd.fit_change_detection(
+    "fit_change_detection": lambda d: cdf.fit_change_detection(
         [d["vv"]], [d["vh"]], [d["theta"]], [d["lai"]], [d["mv"]], [np.arange(len(d["mv"]))]
     ),
 }
@@ -335,24 +353,64 @@ CALLS = {
 
 @pytest.mark.parametrize("call", sorted(CALLS))
 @pytest.mark.parametrize("bad", sorted(BAD))
-def test_bad_input_raises_a_clear_value_error(call, bad):
+def test_bad_input_raises_the_packages_typed_error(call, bad):
     if call == "change_detection_minmax" and bad == "mismatched shapes":
         data = _valid() | {"theta": _valid()["theta"][:-1]}
     else:
         data = BAD[bad](_valid())
-    with pytest.raises(S1InputError) as info:
+    error, word = ERRORS[bad]
+    with pytest.raises(error) as info:
         CALLS[call](data)
-    assert isinstance(info.value, ValueError)
-    message = str(info.value)
-    expected = {
-        "nan-only series": "NaN",
-        "negative linear sigma0": "linear",
-        "sigma0 in dB": "dB",
-        "theta in radians": "radians",
-        "mismatched shapes": "shape",
-        "empty arrays": "empty",
-    }[bad]
-    assert expected in message, message
+    assert isinstance(info.value, ValueError) and isinstance(info.value, PhyscubeError)
+    assert word in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: wcal.calibrate_wcm(*_args(), soil_term="iem"), InvalidArgumentError, "soil_term"),
+        (lambda: wcal.calibrate_wcm(*_args(), descriptor="evi"), InvalidArgumentError, "evi"),
+        (lambda: wcal.calibrate_wcm(*_args(), group=["a"]), DimensionError, "one label"),
+        (lambda: winv.invert_mv(None, None, 38.0, 1.0, _cal()), InvalidArgumentError, "give"),
+        (lambda: _cal().pol("hh"), InvalidArgumentError, "polarisation"),
+        (
+            lambda: winv.estimate_hrms(*_args()[:4], _cal()),
+            InvalidArgumentError,
+            "Oh calibration",
+        ),
+        (lambda: _cd(time_days=np.arange(6)[::-1]), TimeAxisError, "non-decreasing"),
+        (lambda: _cd(time_days=np.arange(5)), DimensionError, "time_days"),
+        (lambda: _cd(orbit=[1, 2]), DimensionError, "orbit"),
+        (
+            lambda: cd.change_detection_minmax(*_args()[::2][:3], _cd_params(), anchor="wet"),
+            InvalidArgumentError,
+            "anchor",
+        ),
+        (
+            lambda: cdf.fit_change_detection(None, None, [], [], [], []),
+            InvalidArgumentError,
+            "give",
+        ),
+        (lambda: cdf.fit_change_detection([], None, [], [], [], []), DimensionError, "no training"),
+    ],
+)
+def test_bad_options_raise_typed_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def _args():
+    d = _valid()
+    return d["vv"], d["vh"], d["theta"], d["lai"], d["mv"]
+
+
+def _cd_params():
+    return cd.ChangeDetectionParameters(vv=cd.PolarisationChange(20, 0.1, 1, 0.1), vh=None)
+
+
+def _cd(**kw):
+    d = _valid()
+    return cd.change_detection_mv(d["vv"], None, d["theta"], d["lai"], _cd_params(), **kw)
 
 
 def test_valid_input_passes_every_call():
@@ -366,7 +424,7 @@ def test_change_detection_names_the_series_without_data():
     vv = np.stack([d["vv"], np.full_like(d["vv"], np.nan)], axis=1)
     two = {k: np.stack([v, v], axis=1) for k, v in d.items()}
     params = cd.ChangeDetectionParameters(vv=cd.PolarisationChange(20, 0.1, 1, 0.1), vh=None)
-    with pytest.raises(S1InputError, match=r"series \[1\]"):
+    with pytest.raises(OutOfRangeError, match=r"series \[1\]"):
         cd.change_detection_mv(vv, None, two["theta"], two["lai"], params)
 
 

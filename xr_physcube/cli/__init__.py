@@ -5,7 +5,7 @@ xr-physcube demo [--out xr_physcube_demo] [--workers 0]
 xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
     [--method inverse | vae] [--bounds MINX MINY MAXX MAXY --epsg N] [--no-s1]
     [--workers N | --scheduler tcp://host:8786] [--overwrite] [--timeout S]
-xr-physcube train-inverse s2|s1 [--samples N] [--seed 0] [--out ./s2.pt | --replace-shipped]
+xr-physcube train-inverse s2|s1|s1_lai [--samples N] [--seed 0] [--out ./s2.pt | --replace-shipped]
 xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
     [--out ./vae_<name>.pt | --replace-shipped]
 

@@ -1,4 +1,5 @@
-"""The ``ds.physics`` accessor: forward models, retrievals and SAFY crop growth on a cube.
+"""The ``ds.physics`` accessor: forward models, retrievals, soil moisture from Sentinel-1
+series and SAFY crop growth on a cube.
 
 Glue only: each method gathers the variables a model needs from the Dataset and maps a
 block function over the chunks with the one mechanism of
@@ -22,6 +23,7 @@ import torch
 import xarray as xr
 
 from xr_physcube.cube import grow as _grow
+from xr_physcube.cube import soil_moisture as _soil_moisture
 from xr_physcube.cube.blockwise import (
     DEFAULT_BATCH,
     DefaultsBlock,
@@ -35,6 +37,7 @@ from xr_physcube.cube.blockwise import (
 )
 from xr_physcube.cube.checks import angle_hint, band_hint, check_observations, descriptor_hint
 from xr_physcube.exceptions import InvalidArgumentError, MissingVariableError
+from xr_physcube.models.change_detection import ChangeDetectionParameters
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, Sentinel2Bands
@@ -120,13 +123,34 @@ def other_model_hint(current: str, unknown: list[str]) -> str:
     return f"; use model={names[0]!r}" if names else ""
 
 
-def load_model(model: str | torch.nn.Module) -> torch.nn.Module:
-    """An inverse network: ``model`` itself, or the shipped one of that name."""
+def load_model(model: str | torch.nn.Module, ds: xr.Dataset | None = None) -> torch.nn.Module:
+    """An inverse network: ``model`` itself, or the shipped one of that name (for a name
+    that stands for several, e.g. ``"pretrained-s1"``, the one that fits the variables
+    of ``ds``: :func:`~xr_physcube.inverse.pretrained.choose_network`)."""
     if isinstance(model, torch.nn.Module):
         return model
-    from xr_physcube.inverse.pretrained import load_pretrained
+    from xr_physcube.inverse.pretrained import choose_network, load_pretrained
 
-    return load_pretrained(model)
+    if ds is None:
+        return load_pretrained(model)
+    derivable = ["ndvi"] if {"B4", "B8"} <= set(ds.variables) else []
+    return load_pretrained(choose_network(model, list(ds.variables), derivable).name)
+
+
+def alternatives_hint(model: str | torch.nn.Module, missing: list[str]) -> str:
+    """Hint naming what the other networks of an alias read (e.g. ``pretrained-s1``:
+    ``ndvi``, or B4 and B8, for ``s1``; ``lai`` for ``s1_lai``), or ""."""
+    if not isinstance(model, str):
+        return band_hint(missing)
+    from xr_physcube.inverse.pretrained import alias_networks
+
+    networks = alias_networks(model)
+    if len(networks) < 2:
+        return band_hint(missing)
+    reads = " or ".join(
+        f"{', '.join(repr(n) for n in spec.inputs)} (network {spec.name!r})" for spec in networks
+    )
+    return f"{band_hint(missing)}; {model!r} reads {reads}"
 
 
 # ----------------------------------------------------------------------------------------
@@ -261,7 +285,11 @@ class PhysicsAccessor:
         - ``"pretrained-s2"``: bands ``B2``…``B12`` as surface reflectance (0–1, L2A
           scaling applied), angles ``tts``, ``tto``, ``psi`` in degrees;
         - ``"pretrained-s1"``: ``VV``, ``VH`` as linear sigma0 (not dB), incidence
-          ``theta`` in degrees, and ``ndvi`` (or bands ``B4`` and ``B8`` to derive it).
+          ``theta`` in degrees, and a vegetation descriptor: with ``ndvi`` the network
+          ``s1`` is used; with ``lai`` (m²/m²) and no ``ndvi``, the network ``s1_lai``
+          (same training design, LAI input); with neither, ``ndvi`` is derived from
+          bands ``B4`` and ``B8`` for ``s1``. The network used is recorded in the
+          attribute ``retrieval_network``.
 
         Pixels with any NaN input (clouds, no acquisition) give NaN. Inputs in wrong
         units (digital numbers, dB, radians, angles out of range) raise
@@ -283,7 +311,7 @@ class PhysicsAccessor:
             same dims and chunks as the input bands; lazy on dask input.
         """
         batch_size = check_batch_size(batch_size)
-        net = load_model(model)
+        net = load_model(model, self._ds)
         if isinstance(variables, str):
             variables = [variables]
         wanted = list(net.output_names) if variables is None else list(variables)
@@ -296,7 +324,12 @@ class PhysicsAccessor:
         ds = self._ds
         if "ndvi" in net.input_names and "ndvi" not in ds.variables and {"B4", "B8"} <= set(ds):
             ds = ds.assign(ndvi=self.ndvi())  # derived input, computed lazily
-        require(ds, list(net.input_names), f"retrieve(model={model!r})", band_hint)
+        require(
+            ds,
+            list(net.input_names),
+            f"retrieve(model={model!r})",
+            lambda missing: alternatives_hint(model, missing),
+        )
         mean, sd = blockwise(
             RetrieveBlock(net, device, batch_size),
             gather(ds, list(net.input_names)),
@@ -311,7 +344,10 @@ class PhysicsAccessor:
             out[name] = mean.isel(output=i).assign_attrs(attrs)
             if std:
                 out[f"{name}_std"] = sd.isel(output=i).assign_attrs(std_attrs(attrs))
-        return xr.Dataset(out, attrs={"retrieval_model": str(model)})
+        attrs = {"retrieval_model": str(model)}
+        if isinstance(model, str) and getattr(net, "name", model) != model:
+            attrs["retrieval_network"] = net.name  # the network an alias stood for
+        return xr.Dataset(out, attrs=attrs)
 
     def lai(self, **kwargs: Any) -> xr.DataArray:
         """Leaf area index (m²/m²) from the shipped S2 network."""
@@ -344,6 +380,29 @@ class PhysicsAccessor:
             .rename("ndvi")
             .assign_attrs(long_name="normalised difference vegetation index (B8, B4)", units="1")
         )
+
+    # ---- soil moisture from S1 series ---------------------------------------------------
+    def soil_moisture(
+        self,
+        method: str = _soil_moisture.DEFAULT_METHOD,
+        *,
+        parameters: ChangeDetectionParameters | None = None,
+        orbit: str | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+        **params: float,
+    ) -> xr.Dataset:
+        return _soil_moisture.soil_moisture(
+            self._ds,
+            method,
+            parameters=parameters,
+            orbit=orbit,
+            device=device,
+            batch_size=batch_size,
+            **params,
+        )
+
+    soil_moisture.__doc__ = _soil_moisture.soil_moisture.__doc__
 
     # ---- crop growth -------------------------------------------------------------------
     def grow(

@@ -10,7 +10,7 @@ code); :func:`train_pretrained` rebuilds one reproducibly from its
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,9 +52,17 @@ S2_OUTPUTS = ("lai", "cab", "cw", "cm", "fcover", "fapar", "ccc", "cwc")
 NETWORKS = {
     "s2": NetworkSpec("s2", "S2", (*BANDS, "tts", "tto", "psi"), S2_OUTPUTS, 300_000),
     "s1": NetworkSpec("s1", "S1", ("VV", "VH", "theta", "ndvi"), ("mv",), 200_000, (32, 32)),
+    "s1_lai": NetworkSpec("s1_lai", "S1", ("VV", "VH", "theta", "lai"), ("mv",), 200_000, (32, 32)),
 }
-"""The shipped networks: S2 (10 bands + angles) and S1 (VV, VH, incidence, NDVI)."""
-ALIASES = {"pretrained-s2": "s2", "pretrained-s1": "s1"}
+"""The shipped networks: S2 (10 bands + angles), S1 with NDVI (VV, VH, incidence, NDVI)
+and S1 with LAI (VV, VH, incidence, LAI). ``s1`` and ``s1_lai`` share one training design
+(the same simulations, seed, size and training); only the vegetation input differs."""
+ALIASES: dict[str, tuple[str, ...]] = {
+    "pretrained-s2": ("s2",),
+    "pretrained-s1": ("s1", "s1_lai"),
+}
+"""Names that stand for shipped networks; with several, the cube's variables choose
+(:func:`choose_network`), and the first is the one :func:`network_spec` gives."""
 
 
 def output_attrs(names: Sequence[str]) -> dict[str, dict]:
@@ -87,12 +95,47 @@ def training_data(
 
 
 def network_spec(name: str) -> NetworkSpec:
-    """The :class:`NetworkSpec` of a shipped network ("s2", "Pretrained-S1", ...)."""
-    key = ALIASES.get(name.lower(), name.lower())  # "S2", "Pretrained-S2" are fine
+    """The :class:`NetworkSpec` of a shipped network ("s2", "Pretrained-S1", "s1_lai",
+    "pretrained-s1_lai", ...); an alias with several networks gives its first."""
+    key = name.lower()  # "S2", "Pretrained-S2" are fine
+    if key in ALIASES:
+        key = ALIASES[key][0]
+    elif key.startswith("pretrained-"):
+        key = key.removeprefix("pretrained-")
     if key not in NETWORKS:
         known = sorted(NETWORKS) + sorted(ALIASES)
         raise InvalidArgumentError(f"unknown network {name!r}; known: {known}")
     return NETWORKS[key]
+
+
+def alias_networks(name: str) -> tuple[NetworkSpec, ...]:
+    """The shipped networks ``name`` may stand for (one for a plain network name)."""
+    key = name.lower()
+    if key in ALIASES:
+        return tuple(NETWORKS[k] for k in ALIASES[key])
+    return (network_spec(name),)
+
+
+def choose_network(
+    name: str, variables: Collection[str], derivable: Collection[str] = ()
+) -> NetworkSpec:
+    """The shipped network that ``name`` stands for, given what a cube holds.
+
+    For an alias with several networks (``"pretrained-s1"``: ``s1`` reads NDVI,
+    ``s1_lai`` reads LAI), the first network whose inputs are all in ``variables``;
+    else the first whose inputs are in ``variables`` or ``derivable`` (inputs the
+    caller can derive, e.g. NDVI from bands B4 and B8); else the alias's first network
+    (whose missing inputs the caller then reports). So a cube with ``ndvi`` gets ``s1``,
+    one with ``lai`` and no ``ndvi`` gets ``s1_lai``, one with only B4 and B8 gets
+    ``s1``. A plain network name gives that network.
+    """
+    candidates = alias_networks(name)
+    have = set(variables)
+    for pool in (have, have | set(derivable)):
+        for spec in candidates:
+            if set(spec.inputs) <= pool:
+                return spec
+    return candidates[0]
 
 
 def train_pretrained(
@@ -107,7 +150,8 @@ def train_pretrained(
     """Simulate, train and save one of the shipped networks, reproducibly from ``seed``.
 
     Args:
-        name: "s2" or "s1" (or "pretrained-s2"/"pretrained-s1").
+        name: "s2", "s1" or "s1_lai" (or "pretrained-s2"/"pretrained-s1", the latter
+            meaning "s1").
         n_samples: number of simulations (default: the shipped network's).
         seed: seeds the simulation and the training.
         out_path: weights file; default the shipped file in ``inverse/weights``.
@@ -161,6 +205,9 @@ def load_pretrained(name: str = "s2") -> InverseModel:
     "s2" / "pretrained-s2": B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12 (reflectance 0–1),
     tts, tto, psi (deg) -> lai, cab, cw, cm, fcover, fapar, ccc, cwc.
     "s1" / "pretrained-s1": VV, VH (linear sigma0), theta (deg), ndvi -> mv (m³/m³).
+    "s1_lai": VV, VH (linear sigma0), theta (deg), lai (m²/m²) -> mv (m³/m³).
+    (On a cube, ``retrieve(model="pretrained-s1")`` picks ``s1`` or ``s1_lai`` from the
+    cube's variables: :func:`choose_network`.)
     """
     spec = network_spec(name)
     path = WEIGHTS_DIR / f"{spec.name}.pt"
