@@ -36,6 +36,7 @@ from xr_physcube.models.change_detection_parameters import (
 from xr_physcube.models.dielectric import MV
 from xr_physcube.models.wcm_coefficients import D_DB, F_DB, B
 from xr_physcube.parameters import ParameterSpec, TensorLike
+from xr_physcube.sensors.sentinel1 import linear_to_db
 
 __all__ = ["fit_change_detection"]
 
@@ -141,7 +142,7 @@ def fit_change_detection(
             tau = times[m] - times[m][0]
             pieces.append(
                 {
-                    "db": 10.0 * torch.log10(t[f"sigma0_{p}"][m, 0]),
+                    "db": linear_to_db(t[f"sigma0_{p}"][m, 0]),
                     "theta": t["theta"][m, 0],
                     "v": t[descriptor][m, 0],
                     "mv": mv_i[m],

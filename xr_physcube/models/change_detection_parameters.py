@@ -37,6 +37,7 @@ from xr_physcube.models._s1_inputs import descriptor_spec
 from xr_physcube.models.dielectric import MV
 from xr_physcube.models.sar import THETA, WCM_COEFFICIENTS
 from xr_physcube.parameters import ParameterSpec
+from xr_physcube.sensors.sentinel1 import linear_to_db
 
 Descriptor = Literal["lai", "ndvi"]
 Incidence = Literal["slope", "cos2"]
@@ -358,7 +359,7 @@ def sensitivity(
 
 def normalised_db(sig: torch.Tensor, theta: torch.Tensor, theta_ref: float, slope) -> torch.Tensor:
     """Linear σ0 to dB at ``theta_ref`` (:func:`normalise_incidence`)."""
-    return normalise_incidence(10.0 * torch.log10(sig), theta, theta_ref, slope)
+    return normalise_incidence(linear_to_db(sig), theta, theta_ref, slope)
 
 
 def level_cov(times: torch.Tensor, codes: torch.Tensor, drift_db) -> torch.Tensor:

@@ -67,6 +67,7 @@ from xr_physcube.models.wcm_coefficients import (
     wcm_db,
 )
 from xr_physcube.parameters import ParameterSpec, TensorLike
+from xr_physcube.sensors.sentinel1 import linear_to_db
 
 __all__ = ["calibrate_wcm"]
 
@@ -196,7 +197,7 @@ def calibrate_wcm(
     t = prepare(sigma0_vv, sigma0_vh, theta, v, mv, descriptor, allow_nan=False)
     n = t["theta"].numel()
     flat = {k: x.reshape(-1) for k, x in t.items()}
-    obs = {p: 10.0 * torch.log10(flat[f"sigma0_{p}"]) for p in POLS}
+    obs = {p: linear_to_db(flat[f"sigma0_{p}"]) for p in POLS}
     v_flat = flat[descriptor]
     th, mv_t = flat["theta"], flat["mv"]
     group_names, gidx = _labels("group", group, n)

@@ -43,7 +43,7 @@ from xr_physcube.models._s1_inputs import (
 from xr_physcube.models.dielectric import MV
 from xr_physcube.models.sar import THETA
 from xr_physcube.parameters import ParameterSpec
-from xr_physcube.sensors.sentinel1 import WAVENUMBER_CM
+from xr_physcube.sensors.sentinel1 import WAVENUMBER_CM, linear_to_db
 
 SoilTerm = Literal["linear", "oh"]
 SOIL_TERMS: tuple[str, ...] = ("linear", "oh")
@@ -200,7 +200,7 @@ def oh_soil(mv: torch.Tensor, hrms: torch.Tensor, theta: torch.Tensor):
 def wcm_db(soil_lin, v, theta, a, b) -> torch.Tensor:
     """Total σ0 in dB of the WCM over a linear soil σ0 (θ in degrees)."""
     total, _, _ = sar.water_cloud(soil_lin, v, theta * (math.pi / 180.0), a, b, 1.0)
-    return 10.0 * torch.log10(total)
+    return linear_to_db(total)
 
 
 def prepare(sigma0_vv, sigma0_vh, theta, v, mv, descriptor, allow_nan: bool):

@@ -49,6 +49,7 @@ from xr_physcube.models.wcm_coefficients import (
     wcm_db,
 )
 from xr_physcube.parameters import TensorLike
+from xr_physcube.sensors.sentinel1 import linear_to_db
 
 __all__ = ["forward_db", "estimate_hrms", "invert_mv"]
 
@@ -160,7 +161,7 @@ def estimate_hrms(
     loss = torch.zeros(n_grid, dtype=th.dtype)
     for p in POLS:
         c = cal.pol(p)
-        obs = 10.0 * torch.log10(t[f"sigma0_{p}"].reshape(1, -1))
+        obs = linear_to_db(t[f"sigma0_{p}"].reshape(1, -1))
         pred = wcm_db(_soil_lin(cal, p, mv_t, th, h), vt, th, c.a, c.b)
         loss = loss + torch.nansum((pred - obs) ** 2, dim=1)
     return float(grid[int(torch.argmin(loss))])
@@ -263,14 +264,14 @@ def invert_mv(
         excess = sig - veg
         ok = torch.isfinite(sig) & (excess > 0)
         safe_excess = torch.where(ok, excess, torch.ones_like(excess))
-        soil_db = 10.0 * torch.log10(safe_excess / tau2)
+        soil_db = linear_to_db(safe_excess / tau2)
         err_db = c.noise_db * torch.where(ok, sig, torch.ones_like(sig)) / safe_excess
         if cal.soil_term == "linear":
             d = max(float(c.d_db), 1e-9)
             est = (soil_db - c.c_db - c.f_db * (th - cal.theta_ref)) / d
             var = (err_db / d) ** 2
         else:
-            k_db = 10.0 * torch.log10(_soil_lin(cal, p, torch.ones_like(th), th, h))
+            k_db = linear_to_db(_soil_lin(cal, p, torch.ones_like(th), th, h))
             log_mv = (soil_db - k_db) / (10.0 * _OH_MV_EXPONENT)
             est = torch.pow(10.0, log_mv)
             var = (est * math.log(10.0) * err_db / (10.0 * _OH_MV_EXPONENT)) ** 2
