@@ -17,6 +17,7 @@ from xr_physcube.cube.blockwise import (
     blockwise,
     check_batch_size,
     gather,
+    map_rows,
     require,
     side_coords,
     std_attrs,
@@ -253,33 +254,40 @@ class ChangeDetectionBlock:
     def __init__(self, params: ChangeDetectionParameters, days, orbit, batch: int):
         self.params, self.days, self.orbit, self.batch = params, days, orbit, batch
 
+    def _run(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        series = t.double().cpu().numpy().transpose(1, 0, 2)  # (T, b, 4)
+        base = np.isfinite(series[..., 2]) & np.isfinite(series[..., 3])
+        pol_ok = {p: base & np.isfinite(series[..., _POL_COLUMNS[p]]) for p in self.params.pols()}
+        sigma = {  # a polarisation without any valid value in these pixels is left out
+            p: series[..., _POL_COLUMNS[p]] if pol_ok[p].any() else None
+            for p in ("vv", "vh")
+            if p in pol_ok
+        }
+        est = change_detection_mv(
+            sigma.get("vv"),
+            sigma.get("vh"),
+            series[..., 2],
+            series[..., 3],
+            self.params,
+            time_days=self.days,
+            orbit=self.orbit,
+            chunk=self.batch,
+        )
+        ok = torch.as_tensor(np.logical_or.reduce(list(pol_ok.values())).T)
+        nan = torch.full_like(est.mv.T, float("nan"))
+        return torch.where(ok, est.mv.T, nan), torch.where(ok, est.std.T, nan)
+
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         *lead, n_t, _ = x.shape
         flat = x.reshape(-1, n_t, x.shape[-1])
-        mv = np.full(flat.shape[:2], np.nan, np.float32)
-        std = np.full(flat.shape[:2], np.nan, np.float32)
         base = np.isfinite(flat[..., 2]) & np.isfinite(flat[..., 3])
-        pol_ok = {p: base & np.isfinite(flat[..., _POL_COLUMNS[p]]) for p in self.params.pols()}
-        date_ok = np.logical_or.reduce(list(pol_ok.values()))
-        rows = np.flatnonzero(date_ok.any(axis=1))
-        if rows.size:
-            series = flat[rows].astype(np.float64).transpose(1, 0, 2)  # (T, n, 4)
-            sigma = {  # a polarisation without any valid value in these pixels is left out
-                p: series[..., _POL_COLUMNS[p]] if pol_ok[p][rows].any() else None
-                for p in ("vv", "vh")
-                if p in pol_ok
-            }
-            est = change_detection_mv(
-                sigma.get("vv"),
-                sigma.get("vh"),
-                series[..., 2],
-                series[..., 3],
-                self.params,
-                time_days=self.days,
-                orbit=self.orbit,
-                chunk=self.batch,
-            )
-            ok = date_ok[rows]
-            mv[rows] = np.where(ok, est.mv.numpy().T, np.nan)
-            std[rows] = np.where(ok, est.std.numpy().T, np.nan)
+        pol_ok = [base & np.isfinite(flat[..., _POL_COLUMNS[p]]) for p in self.params.pols()]
+        mv, std = map_rows(
+            self._run,
+            [flat],
+            out_shapes=[(n_t,)] * 2,
+            batch=self.batch,
+            device="cpu",  # change detection runs in float64 on the CPU
+            valid=np.logical_or.reduce(pol_ok).any(axis=1),  # pixels with any valid date
+        )
         return mv.reshape(*lead, n_t), std.reshape(*lead, n_t)
