@@ -16,8 +16,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import xarray as xr
 
-from xr_physcube.exceptions import DimensionError, InputUnitsError, OutOfRangeError
+from xr_physcube.exceptions import DimensionError, InputUnitsError, OutOfRangeError, TimeAxisError
 from xr_physcube.models import sail, sar
 from xr_physcube.parameters import ParameterSpec
 from xr_physcube.sensors.sentinel1 import POLARISATIONS
@@ -99,6 +100,23 @@ def _check_angle(spec: ParameterSpec, values: np.ndarray) -> None:
             f"tts (sun zenith) is at most {high:g} in this chunk: that looks like radians; "
             "angles must be in degrees (numpy.degrees)"
         )
+
+
+def datetime_axis(ds: xr.Dataset, what: str, example: str) -> np.ndarray:
+    """The values of ``ds``'s ``time`` dimension, checked to be datetime64.
+
+    ``what`` names the method and what its ``time`` holds, e.g. "grow() needs a daily
+    'time' dimension"; ``example`` is a line that would fix a plain-number axis.
+
+    Raises:
+        TimeAxisError: no ``time`` dimension, or its values are not dates.
+    """
+    if "time" not in ds.dims:
+        raise TimeAxisError(f"{what}; the Dataset has dims {tuple(ds.dims)}")
+    index = ds.indexes.get("time")
+    if index is None or not np.issubdtype(index.dtype, np.datetime64):
+        raise TimeAxisError(f"{what}: datetime64 values on 'time' are needed, e.g. {example}")
+    return np.asarray(index.values)
 
 
 # ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from xr_physcube.cube.blockwise import (
     require,
     side_coords,
 )
-from xr_physcube.cube.checks import forcing_hint
+from xr_physcube.cube.checks import datetime_axis, forcing_hint
 from xr_physcube.exceptions import DimensionError, InvalidArgumentError, TimeAxisError
 from xr_physcube.models.safy import OUTPUT_ATTRS as SAFY_OUTPUT_ATTRS
 from xr_physcube.models.safy import (
@@ -205,17 +205,11 @@ grow.__doc__ = (grow.__doc__ or "") + textwrap.indent(
 
 def daily_times(ds: xr.Dataset) -> np.ndarray:
     """The ``time`` coordinate as datetime64, checked to be daily and regular."""
-    if "time" not in ds.dims:
-        raise TimeAxisError(
-            f"grow() needs a daily 'time' dimension; the Dataset has {tuple(ds.dims)}"
-        )
-    index = ds.indexes.get("time")
-    if index is None or not np.issubdtype(index.dtype, np.datetime64):
-        raise TimeAxisError(
-            "grow() needs datetime64 values on the 'time' dimension (one per day), e.g. "
-            "ds.assign_coords(time=pd.date_range('2024-01-01', periods=ds.sizes['time']))"
-        )
-    times = np.asarray(index.values)
+    times = datetime_axis(
+        ds,
+        "grow() needs a daily 'time' dimension (one date per day)",
+        "ds.assign_coords(time=pd.date_range('2024-01-01', periods=ds.sizes['time']))",
+    )
     if times.size < 2:
         raise TimeAxisError(f"grow() needs at least 2 days of forcing; got {times.size}")
     steps = np.diff(times)

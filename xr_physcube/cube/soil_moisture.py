@@ -22,6 +22,7 @@ from xr_physcube.cube.blockwise import (
     side_coords,
     std_attrs,
 )
+from xr_physcube.cube.checks import datetime_axis
 from xr_physcube.exceptions import InvalidArgumentError, MissingVariableError, TimeAxisError
 from xr_physcube.models.change_detection import (
     ChangeDetectionParameters,
@@ -172,18 +173,12 @@ def soil_moisture(
 
 
 def _datetimes(ds: xr.Dataset) -> np.ndarray:
-    if "time" not in ds.dims:
-        raise TimeAxisError(
-            f"soil_moisture() needs a 'time' dimension (a Sentinel-1 series); the Dataset "
-            f"has {tuple(ds.dims)}"
-        )
-    index = ds.indexes.get("time")
-    if index is None or not np.issubdtype(index.dtype, np.datetime64):
-        raise TimeAxisError(
-            "soil_moisture() needs datetime64 values on the 'time' dimension (the "
-            "acquisition dates), e.g. ds.assign_coords(time=pd.to_datetime(dates))"
-        )
-    return np.asarray(index.values).astype("datetime64[ns]")
+    times = datetime_axis(
+        ds,
+        "soil_moisture() needs a 'time' dimension of acquisition dates (a Sentinel-1 series)",
+        "ds.assign_coords(time=pd.to_datetime(dates))",
+    )
+    return times.astype("datetime64[ns]")
 
 
 def _descriptor_hint(missing: list[str]) -> str:
