@@ -20,6 +20,7 @@ import xarray as xr
 
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, SCL_INVALID, Sentinel2Bands
+from xr_physcube.vae.seasons import CROPS, double_logistic, sun_zenith_deg
 
 DEMO_DATES = ("2024-04-10", "2024-05-15", "2024-06-19", "2024-07-24")
 DEMO_CRS = "EPSG:32631"
@@ -27,14 +28,6 @@ DEMO_ORIGIN = (360_000.0, 4_830_000.0)  # UTM 31N, south-west of Toulouse (43.6�
 DEMO_LATITUDE = 43.6
 PIXEL_SIZE_M = 10.0
 
-# Crop LAI trajectories: (LAI max, green-up DOY, senescence DOY, slope up, slope down) in days.
-CROPS: dict[str, tuple[float, float, float, float, float]] = {
-    "maize": (4.8, 165.0, 245.0, 9.0, 10.0),
-    "wheat": (5.2, 95.0, 160.0, 10.0, 7.0),
-    "sunflower": (3.2, 160.0, 215.0, 8.0, 8.0),
-    "grassland": (2.6, 60.0, 320.0, 15.0, 15.0),
-    "bare soil": (0.15, 60.0, 320.0, 15.0, 15.0),
-}
 SCL_VEGETATION, SCL_NOT_VEGETATED, SCL_CLOUD_HIGH, SCL_SHADOW = 4, 5, 9, 3
 
 
@@ -47,19 +40,8 @@ class DemoScene:
 
 
 def lai_trajectory(crop: str, doy: np.ndarray) -> np.ndarray:
-    """Double-logistic green LAI (m²/m²) of a crop on days of year ``doy``."""
-    lmax, up, down, s_up, s_down = CROPS[crop]
-    return lmax * (
-        1.0 / (1.0 + np.exp(-(doy - up) / s_up)) - 1.0 / (1.0 + np.exp(-(doy - down) / s_down))
-    )
-
-
-def sun_zenith_deg(doy: np.ndarray, latitude: float, hour_angle_deg: float = -8.0) -> np.ndarray:
-    """Solar zenith angle (deg) from Cooper's declination; S2 passes ~10:30 local solar time."""
-    decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
-    lat, h = np.radians(latitude), np.radians(hour_angle_deg)
-    cos_z = np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(h)
-    return np.degrees(np.arccos(cos_z))
+    """Double-logistic green LAI (m²/m²) of a crop (:data:`CROPS`) on days of year ``doy``."""
+    return double_logistic(doy, *CROPS[crop])
 
 
 def _parcels(size: int, n_parcels: int, rng: np.random.Generator) -> np.ndarray:
