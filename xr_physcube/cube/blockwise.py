@@ -113,6 +113,9 @@ def blockwise(
     out_size: int | None = None,
     time_core: bool | Sequence[bool] = False,
     stack: bool = True,
+    core_dims: Sequence[Sequence[str]] | None = None,
+    out_core_dims: Sequence[str] | None = None,
+    out_sizes: dict[str, int] | None = None,
 ) -> tuple[xr.DataArray, ...]:
     """Apply ``func`` chunk by chunk: the single :func:`xarray.apply_ufunc` call.
 
@@ -129,11 +132,22 @@ def blockwise(
             ``time``), for every input (``True``) or per input (a sequence); outputs
             then carry ``time`` before ``out_dim``.
         stack: stack the inputs into one array before calling ``func``.
+        core_dims, out_core_dims, out_sizes: instead of ``time_core``/``out_dim``, the
+            core dims of each input (each one chunk), of the outputs, and the sizes of
+            output core dims that are not input dims (e.g. S2 dates and S1 dates in,
+            the dates of a regular grid out).
 
     Returns:
         ``n_outputs`` lazy DataArrays (float32), with the core dims last. Attributes are
         dropped: outputs describe other quantities than the inputs.
     """
+    if core_dims is not None:
+        inputs = [
+            da.chunk({d: -1 for d in dims}) if da.chunks is not None else da
+            for da, dims in zip(inputs, core_dims, strict=True)
+        ]
+        return _apply(func, inputs, n_outputs, stack, [list(d) for d in core_dims],
+                      list(out_core_dims or ()), dict(out_sizes or {}))  # fmt: skip
     flags = [time_core] * len(inputs) if isinstance(time_core, bool) else list(time_core)
     for da, on_time in zip(inputs, flags, strict=True):
         if on_time and "time" not in da.dims:
@@ -144,7 +158,11 @@ def blockwise(
     ]
     any_time = any(flags)
     out_core = (["time"] if any_time else []) + ([out_dim] if out_dim else [])
+    in_core = [["time"] if on_time else [] for on_time in flags]
+    return _apply(func, inputs, n_outputs, stack, in_core, out_core, {out_dim: out_size} if out_dim else {})
 
+
+def _apply(func, inputs, n_outputs, stack, in_core, out_core, out_sizes):
     def block(*arrays: np.ndarray):
         arrays = tuple(np.asarray(a, dtype=np.float32) for a in arrays)
         out = func(np.stack(arrays, axis=-1)) if stack else func(*arrays)
@@ -153,11 +171,11 @@ def blockwise(
     result = xr.apply_ufunc(
         block,
         *inputs,
-        input_core_dims=[["time"] if on_time else [] for on_time in flags],
+        input_core_dims=in_core,
         output_core_dims=[out_core] * n_outputs,
         dask="parallelized",
         output_dtypes=[np.float32] * n_outputs,
-        dask_gufunc_kwargs={"output_sizes": {out_dim: out_size}} if out_dim else {},
+        dask_gufunc_kwargs={"output_sizes": out_sizes} if out_sizes else {},
         keep_attrs="drop",
     )
     return result if isinstance(result, tuple) else (result,)

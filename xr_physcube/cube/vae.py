@@ -32,10 +32,12 @@ from xr_physcube.cube.blockwise import (
     std_attrs,
 )
 from xr_physcube.cube.checks import check_observations
+from xr_physcube.cube.datacube import MEMORY_BUDGET, datacube
 from xr_physcube.cube.sampling import CubeSampler, prepare_cube
 from xr_physcube.exceptions import DimensionError, MissingVariableError
 from xr_physcube.sensors.sentinel1 import POLARISATIONS, db_to_linear
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
+from xr_physcube.vae.datacube import DataCubeVAE, load_datacube
 from xr_physcube.vae.losses import SafyConsistency
 from xr_physcube.vae.model import (
     INPUT_NAMES,
@@ -236,6 +238,50 @@ class VAEAccessor:
             )
         net.history = history
         return net
+
+    # ---- the regular-grid data cube -----------------------------------------------
+    def datacube(
+        self,
+        s1: xr.Dataset | None = None,
+        *,
+        freq: str = "5D",
+        times=None,
+        start=None,
+        end=None,
+        model: DataCubeVAE | str | Path | None = None,
+        device: str | torch.device | None = None,
+        memory_budget: int = MEMORY_BUDGET,
+    ) -> xr.Dataset:
+        """Physical variables on a regular time grid from S2 and S1 on their own dates.
+
+        ``self`` is the S2 cube (bands ``B2``…``B12``, SCL optional, per-date ``tts``,
+        ``tto``, ``psi`` in degrees) or, without S2 bands, the S1 cube; ``s1`` an S1 cube
+        (``VV``, ``VH`` linear or ``units="dB"``, ``theta`` in degrees) on the same
+        spatial grid (``load_s1(..., like=s2)``) and its own ``time`` axis.
+
+        Args:
+            freq: spacing of the grid (a pandas frequency, e.g. "5D", "1W").
+            times: explicit grid dates (instead of ``freq``/``start``/``end``).
+            start, end: grid bounds (default: the first and last acquisition).
+            model: a :class:`~xr_physcube.vae.datacube.DataCubeVAE`, a checkpoint path,
+                or None for the shipped one (pre-trained on simulated seasons).
+            memory_budget: peak bytes per dask task (spatial chunks sized to fit).
+
+        Returns:
+            Lazy Dataset (time, y, x) on the grid: posterior mean ``<name>`` and
+            ``<name>_std`` of every physical latent (LAI, Cab, …, mv) with CF attrs; NaN
+            for pixels with no valid acquisition at all. Acquisitions far from a grid
+            date inform it less (its std grows with the gap).
+        """
+        net = load_datacube(model)
+        has_s2 = any(b in self._ds.data_vars for b in BANDS)
+        s2 = self._ds if has_s2 else None
+        if not has_s2 and s1 is None and "VV" in self._ds.data_vars:
+            s1 = self._ds
+        return datacube(
+            s2, s1, net, freq=freq, times=times, start=start, end=end, device=device,
+            memory_budget=memory_budget,
+        )  # fmt: skip
 
     # ---- encode / decode -----------------------------------------------------------
     def encode(

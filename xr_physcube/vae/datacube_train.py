@@ -181,9 +181,9 @@ def train_datacube(
 PRETRAIN_RECIPE = {
     "seasons": 6000,
     "season_seed": 101,
-    "supervised_steps": 3000,
-    "hybrid_steps": 600,
-    "recon_weight": 0.05,
+    "supervised_steps": 6000,
+    "hybrid_steps": 400,
+    "recon_weight": 0.01,
 }
 """How the shipped ``vae_datacube.pt`` was trained (:func:`pretrain_datacube`)."""
 
@@ -210,7 +210,7 @@ def pretrain_datacube(
             model, seasons, r["supervised_steps"], recon_weight=0.0, seed=seed, progress=progress
         )
         hyb = train_datacube(
-            model, seasons, r["hybrid_steps"], lr=3e-4, recon_weight=r["recon_weight"],
+            model, seasons, r["hybrid_steps"], lr=2e-4, recon_weight=r["recon_weight"],
             seed=seed + 1, progress=progress,
         )  # fmt: skip
     meta = {
