@@ -79,3 +79,74 @@ def plot_retrieval(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_datacube(
+    cube: xr.Dataset,
+    s2: xr.Dataset | None,
+    s1: xr.Dataset | None,
+    path: str | Path,
+    truth: xr.Dataset | None = None,
+    pixel: tuple[int, int] | None = None,
+    map_dates: int = 3,
+) -> Path:
+    """One pixel's S2 (NDVI) and S1 (VV, VH dB) acquisitions on their own dates above
+    the regular-grid LAI and soil moisture with ±2 std (and the daily ``truth``), then a
+    row of LAI maps on ``map_dates`` grid dates, the cloudiest S2 date's nearest first.
+    ``pixel`` (y, x) indices; default the pixel whose LAI varies most. Returns the PNG
+    path."""
+    import matplotlib.pyplot as plt
+
+    if pixel is None:  # the pixel whose LAI varies most over the season
+        span = (cube.lai.max("time") - cube.lai.min("time")).fillna(-1.0).values
+        pixel = np.unravel_index(int(np.argmax(span)), span.shape)
+    iy, ix = int(pixel[0]), int(pixel[1])
+    at = {"y": iy, "x": ix}
+    fig = plt.figure(figsize=(12, 9), layout="constrained")
+    grid = fig.add_gridspec(3, map_dates)
+    ax_obs = fig.add_subplot(grid[0, :])
+    if s2 is not None:
+        px = s2.isel(at)
+        ndvi = (px.B8 - px.B4) / (px.B8 + px.B4)
+        ax_obs.plot(px.time, ndvi, "o", color="tab:green", label="S2 NDVI (clear dates)")
+    ax_obs.set_ylabel("NDVI")
+    if s1 is not None:
+        ax_db = ax_obs.twinx()
+        px1 = s1.isel(at)
+        for pol, mark in (("VV", "s"), ("VH", "^")):
+            ax_db.plot(px1.time, 10 * np.log10(px1[pol]), mark, ms=4, label=f"S1 {pol}", alpha=0.7)
+        ax_db.set_ylabel("σ0 (dB)")
+        ax_db.legend(loc="upper right")
+    ax_obs.legend(loc="upper left")
+    ax_obs.set_title("observations on their own dates")
+    ax_lai = fig.add_subplot(grid[1, :])
+    for ax, name, label, color in (
+        (ax_lai, "lai", "LAI (m²/m²)", "tab:green"),
+        (ax_lai.twinx(), "mv", "mv (m³/m³)", "tab:blue"),
+    ):
+        px, sd = cube[name].isel(at), cube[f"{name}_std"].isel(at)
+        ax.fill_between(px.time, px - 2 * sd, px + 2 * sd, color=color, alpha=0.2)
+        ax.plot(px.time, px, "-o", ms=3, color=color, label=f"{name} grid ±2 std")
+        if truth is not None:
+            ax.plot(truth.time, truth[name].isel(at), "--", color=color, lw=1, label=f"{name} truth")
+        ax.set_ylabel(label, color=color)
+        ax.legend(loc="upper left" if name == "lai" else "upper right")
+    ax_lai.set_title("regular grid: posterior mean ±2 std, and the daily truth")
+    if s2 is not None:
+        cloud = s2.B4.isnull().mean(("y", "x")).values
+        worst = s2.time.values[int(np.argmax(cloud))]
+        first = int(np.argmin(np.abs(cube.time.values - worst)))
+    else:
+        first = cube.sizes["time"] // 2
+    picks = sorted({first, *np.linspace(0, cube.sizes["time"] - 1, map_dates + 1).astype(int)[1:]})
+    for col, t in enumerate(picks[:map_dates]):
+        ax = fig.add_subplot(grid[2, col])
+        img = cube.lai.isel(time=t)
+        im = ax.imshow(img, vmin=0, vmax=6, cmap="YlGn")
+        ax.set_title(f"LAI {str(cube.time.values[t])[:10]}" + (" (S2 cloudy)" if t == first else ""))
+        ax.axis("off")
+    fig.colorbar(im, ax=fig.axes[-1], shrink=0.8, label="LAI")
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
