@@ -205,10 +205,16 @@ def main(argv=None) -> int:
     vae_lai, vae_mv = per_date_vae(s)
     methods = {
         "datacube VAE": (dc_lai, dc_mv),
-        "inverse+interp": (interp_rows(s.s2_day, inv_lai, grid), interp_rows(s.s1_day, inv_mv, grid)),
-        "vae-pixel+interp": (interp_rows(s.s2_day, vae_lai, grid), interp_rows(s.s1_day, vae_mv, grid)),
+        "inverse+interp": (
+            interp_rows(s.s2_day, inv_lai, grid),
+            interp_rows(s.s1_day, inv_mv, grid),
+        ),
+        "vae-pixel+interp": (
+            interp_rows(s.s2_day, vae_lai, grid),
+            interp_rows(s.s1_day, vae_mv, grid),
+        ),
         "whittaker": (whittaker_rows(s.s2_day, inv_lai, n_days, args.lam)[:, grid], None),
-    }  # fmt: skip
+    }
     print(f"\n{'method':18s} {'LAI (a)':>8s} {'LAI (b)':>8s} {'(b)/(a)':>8s} {'mv (c)':>8s}")
     scores = {}
     for name, (lai, mv) in methods.items():
@@ -225,10 +231,13 @@ def main(argv=None) -> int:
     print(f"datacube VAE (torch, batches of 512 pixels): {n_pd / dc_time:,.0f} grid pixel-dates/s")
     with tempfile.TemporaryDirectory() as tmp:
         rate, peak, base = throughput_and_memory(args.memory_size, tmp)
-    print(f"ds.vae.datacube on a {args.memory_size}² demo season (NetCDF, synchronous): "
-          f"{rate:,.0f} grid pixel-dates/s; peak RSS {peak:.0f} MiB above the "
-          f"{base:.0f} MiB after imports (budget per task {MEMORY_BUDGET / 2**20:.0f} MiB)")  # fmt: skip
-    print(f"benchmark process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"ds.vae.datacube on a {args.memory_size}² demo season (NetCDF, synchronous): "
+        f"{rate:,.0f} grid pixel-dates/s; peak RSS {peak:.0f} MiB above the "
+        f"{base:.0f} MiB after imports (budget per task {MEMORY_BUDGET / 2**20:.0f} MiB)"
+    )
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"benchmark process peak RSS {peak_mib:.0f} MiB")
     return 0
 
 

@@ -23,6 +23,7 @@ TINY = {
     "bench_sar_safy": "--n-wcm 2000 --n-safy 50 --days 60 --n-scalar 5 --repeat 1 --no-compile",
     "bench_prosail": "--n 100 --n-ref 5 --repeat 1",
     "bench_cube": "--dates 2 --size 64 --chunk 32",
+    "bench_datacube": "--pixels 60 --memory-size 16",
 }
 NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
 
@@ -42,6 +43,7 @@ def _run(name: str, tmp_path: Path) -> str:
 def _ratios(printed: str) -> list[float]:
     found = re.findall(rf"ratio(?: to \(a\) =|)\s+{NUMBER}x", printed)
     found += re.findall(rf"blockwise / in-memory:\s+{NUMBER}x", printed)
+    found += re.findall(rf"vs (?:best baseline|inverse\+interp): {NUMBER}x", printed)
     return [float(r.replace(",", "")) for r in found]
 
 

@@ -128,7 +128,9 @@ def plot_datacube(
         ax.fill_between(px.time, px - 2 * sd, px + 2 * sd, color=color, alpha=0.2)
         ax.plot(px.time, px, "-o", ms=3, color=color, label=f"{name} grid ±2 std")
         if truth is not None:
-            ax.plot(truth.time, truth[name].isel(at), "--", color=color, lw=1, label=f"{name} truth")
+            ax.plot(
+                truth.time, truth[name].isel(at), "--", color=color, lw=1, label=f"{name} truth"
+            )
         ax.set_ylabel(label, color=color)
         ax.legend(loc="upper left" if name == "lai" else "upper right")
     ax_lai.set_title("regular grid: posterior mean ±2 std, and the daily truth")
@@ -143,7 +145,9 @@ def plot_datacube(
         ax = fig.add_subplot(grid[2, col])
         img = cube.lai.isel(time=t)
         im = ax.imshow(img, vmin=0, vmax=6, cmap="YlGn")
-        ax.set_title(f"LAI {str(cube.time.values[t])[:10]}" + (" (S2 cloudy)" if t == first else ""))
+        ax.set_title(
+            f"LAI {str(cube.time.values[t])[:10]}" + (" (S2 cloudy)" if t == first else "")
+        )
         ax.axis("off")
     fig.colorbar(im, ax=fig.axes[-1], shrink=0.8, label="LAI")
     path = Path(path)

@@ -159,7 +159,9 @@ def blockwise(
     any_time = any(flags)
     out_core = (["time"] if any_time else []) + ([out_dim] if out_dim else [])
     in_core = [["time"] if on_time else [] for on_time in flags]
-    return _apply(func, inputs, n_outputs, stack, in_core, out_core, {out_dim: out_size} if out_dim else {})
+    return _apply(
+        func, inputs, n_outputs, stack, in_core, out_core, {out_dim: out_size} if out_dim else {}
+    )
 
 
 def _apply(func, inputs, n_outputs, stack, in_core, out_core, out_sizes):

@@ -186,9 +186,14 @@ def datacube(
         q_day, device, per_call,
     )  # fmt: skip
     mean, std = blockwise(
-        block, parts, n_outputs=2, stack=False, core_dims=core,
-        out_core_dims=("time", "latent"), out_sizes={"time": len(grid), "latent": len(model.latent_names)},
-    )  # fmt: skip
+        block,
+        parts,
+        n_outputs=2,
+        stack=False,
+        core_dims=core,
+        out_core_dims=("time", "latent"),
+        out_sizes={"time": len(grid), "latent": len(model.latent_names)},
+    )
     dims = ("time", *spatial, "latent")
     mean, std = mean.transpose(*dims), std.transpose(*dims)
     out = {}

@@ -240,6 +240,14 @@ class VAEAccessor:
         return net
 
     # ---- the regular-grid data cube -----------------------------------------------
+    def _modalities(self, s1: xr.Dataset | None) -> tuple[xr.Dataset | None, xr.Dataset | None]:
+        """(S2 cube, S1 cube): ``self`` is the S2 cube, or the S1 cube when it has no S2
+        bands and ``s1`` is not given."""
+        has_s2 = any(b in self._ds.data_vars for b in BANDS)
+        if not has_s2 and s1 is None and "VV" in self._ds.data_vars:
+            return None, self._ds
+        return (self._ds if has_s2 else None), s1
+
     def datacube(
         self,
         s1: xr.Dataset | None = None,
@@ -274,14 +282,52 @@ class VAEAccessor:
             date inform it less (its std grows with the gap).
         """
         net = load_datacube(model)
-        has_s2 = any(b in self._ds.data_vars for b in BANDS)
-        s2 = self._ds if has_s2 else None
-        if not has_s2 and s1 is None and "VV" in self._ds.data_vars:
-            s1 = self._ds
+        s2, s1 = self._modalities(s1)
         return datacube(
             s2, s1, net, freq=freq, times=times, start=start, end=end, device=device,
             memory_budget=memory_budget,
         )  # fmt: skip
+
+    def reconstruct_observations(
+        self,
+        s1: xr.Dataset | None = None,
+        *,
+        model: DataCubeVAE | str | Path | None = None,
+        device: str | torch.device | None = None,
+        memory_budget: int = MEMORY_BUDGET,
+    ) -> tuple[xr.Dataset | None, xr.Dataset | None]:
+        """The S2 and S1 acquisitions as the data cube explains them: the posterior mean
+        at each acquisition date (:meth:`datacube` with ``times=`` those dates), through
+        the physical decoder (PROSAIL-D at the S2 angles, Water Cloud/Oh at ``theta``).
+
+        Cloudy or missing acquisitions are reconstructed too (gap filling); compare with
+        the clear ones to see how well the physics explains the cube.
+
+        Returns:
+            ``(s2_model, s1_model)``: ``B2``…``B12`` (reflectance, 1) on the S2 dates and
+            ``VV``, ``VH`` (linear sigma0, 1) on the S1 dates, lazy; None for an absent
+            modality.
+        """
+        net = load_datacube(model)
+        s2, s1 = self._modalities(s1)
+        kw = dict(model=net, device=device, memory_budget=memory_budget)
+        s2_model = s1_model = None
+        if s2 is not None:
+            ds = prepare_cube(s2)
+            latent = s2.vae.datacube(s1=s1, times=ds.indexes["time"], **kw)
+            optical = gather(ds, ["B2", *DECODE_ANGLES[:3]])[1:]
+            angles = dict(zip(DECODE_ANGLES[:3], optical, strict=True))
+            decoded = latent.assign(angles).vae.decode(net, device=device)
+            s2_model = decoded[list(BANDS)].assign_coords(time=ds.time)
+        if s1 is not None:
+            times = s1.indexes["time"]
+            source = s2 if s2 is not None else s1
+            latent = source.vae.datacube(s1=s1, times=times, **kw)
+            theta = s1["theta"].astype(np.float32).assign_coords(time=latent.time)
+            optical = {a: np.float32(0.0) for a in DECODE_ANGLES[:3]}  # unused by VV/VH
+            decoded = latent.assign({**optical, "theta": theta}).vae.decode(net, device=device)
+            s1_model = decoded[list(POLARISATIONS)].assign_coords(time=s1.time)
+        return s2_model, s1_model
 
     # ---- encode / decode -----------------------------------------------------------
     def encode(

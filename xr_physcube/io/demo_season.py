@@ -116,10 +116,17 @@ def demo_season(
     dims = ("time", "y", "x")
     attrs = {"crs": DEMO_CRS, "seed": seed}
     s2_vars = {
-        b: (dims, refl[..., i], {"long_name": f"Sentinel-2 {b} surface reflectance",
-                                 "units": "1", "central_wavelength_nm": BAND_INFO[b].central_wavelength_nm})
+        b: (
+            dims,
+            refl[..., i],
+            {
+                "long_name": f"Sentinel-2 {b} surface reflectance",
+                "units": "1",
+                "central_wavelength_nm": BAND_INFO[b].central_wavelength_nm,
+            },
+        )
         for i, b in enumerate(BANDS)
-    }  # fmt: skip
+    }
     s2_vars["SCL"] = (dims, scl, {"long_name": "L2A scene classification"})
     s2_coords = {
         "time": days[s2_day], **space,
@@ -130,10 +137,18 @@ def demo_season(
     s2 = xr.Dataset(s2_vars, s2_coords, {**attrs, "title": "xr_physcube demo season, Sentinel-2"})
     theta_grid = theta.T.reshape(t1, size, size)
     s1_vars = {
-        "VV": (dims, s1[..., 0], {"long_name": "Sentinel-1 VV backscatter coefficient", "units": "1"}),
-        "VH": (dims, s1[..., 1], {"long_name": "Sentinel-1 VH backscatter coefficient", "units": "1"}),
+        "VV": (
+            dims,
+            s1[..., 0],
+            {"long_name": "Sentinel-1 VV backscatter coefficient", "units": "1"},
+        ),
+        "VH": (
+            dims,
+            s1[..., 1],
+            {"long_name": "Sentinel-1 VH backscatter coefficient", "units": "1"},
+        ),
         "theta": (dims, theta_grid, {"long_name": "Sentinel-1 incidence angle", "units": "degree"}),
-    }  # fmt: skip
+    }
     s1_ds = xr.Dataset(s1_vars, {"time": days[s1_day], **space},
                        {**attrs, "title": "xr_physcube demo season, Sentinel-1"})  # fmt: skip
     truth_vars = {

@@ -95,7 +95,10 @@ class SeriesBatch:
                 raise DimensionError(f"{name} has shape {tuple(t.shape)}; see SeriesBatch")
         if self.s2.shape[1] != self.s2_angles.shape[1] or self.s2.shape[1] != self.s2_day.shape[-1]:
             raise DimensionError("s2, s2_angles and s2_day must have the same number of dates")
-        if self.s1_db.shape[1] != self.s1_theta.shape[1] or self.s1_db.shape[1] != self.s1_day.shape[-1]:
+        if (
+            self.s1_db.shape[1] != self.s1_theta.shape[1]
+            or self.s1_db.shape[1] != self.s1_day.shape[-1]
+        ):
             raise DimensionError("s1_db, s1_theta and s1_day must have the same number of dates")
         self.batch = b
 
@@ -112,9 +115,7 @@ class SeriesBatch:
         obs = torch.cat([s2_obs, s1_obs], 1)
         angles = torch.cat([s2_ang, s1_ang], 1)
         day = torch.cat([self.s2_day.expand(b, t2), self.s1_day.expand(b, t1)], 1).to(ref)
-        valid = torch.cat(
-            [torch.isfinite(self.s2).all(-1), torch.isfinite(self.s1_db).all(-1)], 1
-        )
+        valid = torch.cat([torch.isfinite(self.s2).all(-1), torch.isfinite(self.s1_db).all(-1)], 1)
         return obs, angles, day, valid
 
 
@@ -198,7 +199,9 @@ class DataCubeVAE(PhysVAE):
     def __init__(self, config: DataCubeConfig | None = None, **kwargs: Any):
         config = config or DataCubeConfig(**kwargs)
         super().__init__(config)
-        self.encoder = DataCubeEncoder(len(config.latents), config.hidden, config.heads, config.depth)
+        self.encoder = DataCubeEncoder(
+            len(config.latents), config.hidden, config.heads, config.depth
+        )
 
     def encode_series(self, batch: SeriesBatch, query_day: torch.Tensor):
         """Posterior (mu, log_sigma) in logit space (B, Q, n_latent) at ``query_day``

@@ -216,7 +216,10 @@ def pretrain_datacube(
     meta = {
         "recipe": r,
         "seed": seed,
-        "final_loss": {"supervised": float(np.mean(sup[-50:])), "hybrid": float(np.mean(hyb[-50:]))},
+        "final_loss": {
+            "supervised": float(np.mean(sup[-50:])),
+            "hybrid": float(np.mean(hyb[-50:])),
+        },
         "train_seconds": round(time.perf_counter() - start, 1),
     }
     model.save(out, **meta)

@@ -81,7 +81,8 @@ TRUTH_NAMES: tuple[str, ...] = (
 
 
 def double_logistic(doy, lmax, up, down, s_up, s_down):
-    """Green LAI (m²/m²) on days of year ``doy``: ``lmax (σ((doy-up)/s_up) - σ((doy-down)/s_down))``."""
+    """Green LAI (m²/m²) on days of year ``doy``:
+    ``lmax (σ((doy - up) / s_up) - σ((doy - down) / s_down))``."""
     return lmax * (
         1.0 / (1.0 + np.exp(-(doy - up) / s_up)) - 1.0 / (1.0 + np.exp(-(doy - down) / s_down))
     )
@@ -300,4 +301,6 @@ def simulate_seasons(
     orbit_theta = np.stack([rng.uniform(lo, hi, n) for lo, hi in S1_ORBIT_INCIDENCE_DEG], -1)
     theta = orbit_theta[:, np.arange(len(s1_day)) % 2].astype(np.float32)
     s1 = simulate_s1(truth, s1_day, theta, rng)
-    return SimulatedSeasons(start, truth, fields["crop"], s2_day, s2, cloudy, angles, s1_day, s1, theta)
+    return SimulatedSeasons(
+        start, truth, fields["crop"], s2_day, s2, cloudy, angles, s1_day, s1, theta
+    )
