@@ -1,17 +1,48 @@
-"""The shipped models give bit-identical outputs through the accessors, compared with
-values recorded from the code before the xarray layer moved (``reference_outputs.py``)."""
+"""The shipped models give the same outputs through the accessors as values recorded
+from the code before the xarray layer moved (``reference_outputs.py``).
+
+Same up to float32 rounding: bit-identity holds on the machine that recorded them, but
+another CPU or BLAS build may round the last bits differently (a CI run saw every
+product differ); a real change of behaviour moves values far more than ``RTOL``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from reference_outputs import STORE, compute_outputs
 
+RTOL = 1e-4
+"""Relative tolerance, ~1000 float32 ulps: rounding noise through networks and a
+365-day SAFY loop stays well under it; a changed weight, equation or default does not."""
+ATOL = 1e-7
+"""Absolute floor for values near zero (reflectance, sigma0, biomass are O(1e-3..1e3))."""
 
-def test_accessor_outputs_are_bit_identical_to_the_recorded_ones():
+
+def _worst(got: np.ndarray, want: np.ndarray) -> str:
+    ok = np.isfinite(want) & np.isfinite(got)
+    diff = np.abs(got[ok].astype(float) - want[ok].astype(float))
+    rel = diff / np.maximum(np.abs(want[ok].astype(float)), ATOL)
+    return f"max |diff| {diff.max(initial=0):.3g}, max rel {rel.max(initial=0):.3g}"
+
+
+def test_accessor_outputs_match_the_recorded_ones():
     recorded = np.load(STORE)
     got = compute_outputs()
     assert sorted(got) == sorted(recorded.files)
-    differ = [k for k in recorded.files if not np.array_equal(got[k], recorded[k], equal_nan=True)]
+    differ = {
+        k: _worst(got[k], recorded[k])
+        for k in recorded.files
+        if not np.allclose(got[k], recorded[k], rtol=RTOL, atol=ATOL, equal_nan=True)
+    }
     assert not differ, f"outputs changed: {differ}"
+    nan_moved = [k for k in recorded.files if (np.isnan(got[k]) != np.isnan(recorded[k])).any()]
+    assert not nan_moved, f"valid pixels changed: {nan_moved}"
     # the comparison is not vacuous: every product has finite values
     assert all(np.isfinite(got[k]).any() for k in got)
+
+
+def test_the_tolerance_catches_a_small_real_change():
+    recorded = np.load(STORE)
+    lai = recorded["retrieve_s2/lai"]
+    nudged = np.where(np.isfinite(lai), lai * 1.001 + 1e-3, lai)  # 0.1 % + 0.001 m2/m2
+    assert not np.allclose(nudged, lai, rtol=RTOL, atol=ATOL, equal_nan=True)
