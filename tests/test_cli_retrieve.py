@@ -152,13 +152,19 @@ def test_retrieve_job_keeps_an_existing_out(stac_api_url, tmp_path, capsys):
         assert main(_args(stac_api_url, folder, *extra)) == 1
         assert "--out" in capsys.readouterr().err
         assert (folder / "notes.txt").read_text() == "keep me"
-    store = tmp_path / "old.zarr"
+    store = tmp_path / "old.zarr"  # a Zarr store of the user's: never replaced
     xr.Dataset({"old": ("x", np.arange(3.0))}).to_zarr(store, zarr_format=2)
-    assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai")) == 1
+    for extra in ((), ("--overwrite",)):
+        assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai", *extra)) == 1
+        assert "--out" in capsys.readouterr().err
+        assert set(xr.open_zarr(store).data_vars) == {"old"}
+    ours = tmp_path / "ours.zarr"  # an earlier job's store: replaced with --overwrite only
+    job = _args(stac_api_url, ours, "--no-s1", "--variables", "lai")
+    assert main(job) == 0
+    assert main(job) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert set(xr.open_zarr(store).data_vars) == {"old"}
-    assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai", "--overwrite")) == 0
-    assert set(xr.open_zarr(store).data_vars) == {"lai", "lai_std"}
+    assert main(_args(stac_api_url, ours, "--no-s1", "--variables", "fcover", "--overwrite")) == 0
+    assert set(xr.open_zarr(ours).data_vars) == {"fcover", "fcover_std"}
 
 
 @pytest.mark.parametrize(

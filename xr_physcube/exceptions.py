@@ -50,6 +50,11 @@ class CheckpointError(PhyscubeError, ValueError):
     """A file is not a checkpoint of the expected kind, or does not fit the model."""
 
 
+class IncompleteStoreError(PhyscubeError, ValueError):
+    """A Zarr store was left incomplete by an interrupted job (its unwritten chunks would
+    read as NaN); resume the job to finish it."""
+
+
 class MetadataError(PhyscubeError, ValueError):
     """Product metadata (a STAC item, a tile's angle XML) is missing or unreadable."""
 
@@ -61,6 +66,7 @@ class StacSearchError(PhyscubeError, LookupError):
 __all__ = [
     "CheckpointError",
     "DimensionError",
+    "IncompleteStoreError",
     "InputUnitsError",
     "InvalidArgumentError",
     "MetadataError",
