@@ -36,6 +36,7 @@ from xr_physcube.cube.blockwise import (
     std_attrs,
 )
 from xr_physcube.cube.checks import angle_hint, band_hint, check_observations, descriptor_hint
+from xr_physcube.cube.conventions import conventional_outputs
 from xr_physcube.exceptions import InvalidArgumentError, MissingVariableError
 from xr_physcube.models.change_detection import ChangeDetectionParameters
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
@@ -159,6 +160,7 @@ def alternatives_hint(model: str | torch.nn.Module, missing: list[str]) -> str:
 
 
 @xr.register_dataset_accessor("physics")
+@conventional_outputs
 class PhysicsAccessor:
     """Forward models and retrievals on a Dataset, blockwise and lazy.
 

@@ -32,6 +32,7 @@ from xr_physcube.cube.blockwise import (
     std_attrs,
 )
 from xr_physcube.cube.checks import check_observations
+from xr_physcube.cube.conventions import conventional_outputs
 from xr_physcube.cube.datacube import MEMORY_BUDGET, datacube
 from xr_physcube.cube.sampling import CubeSampler, prepare_cube
 from xr_physcube.exceptions import DimensionError, MissingVariableError
@@ -153,6 +154,7 @@ def _check_time(net: PhysVAE, ds: xr.Dataset) -> None:
 
 
 @xr.register_dataset_accessor("vae")
+@conventional_outputs
 class VAEAccessor:
     """Physics-constrained VAE on a Dataset (S2 bands ``B2``…``B12``, S1 ``VV``/``VH``,
     angles ``tts``/``tto``/``psi`` (S2) and ``theta`` (S1)).

@@ -13,9 +13,9 @@ import pystac
 import xarray as xr
 
 from xr_physcube.exceptions import (
-    MissingVariableError,
     StacSearchError,
 )
+from xr_physcube.io.georef import write_crs
 
 # ----------------------------------------------------------------------------------------
 # Provider conventions (one table each)
@@ -123,8 +123,8 @@ def stack_items(
     arr = arr.drop_vars([c for c in arr.coords if c not in ("time", "band", "y", "x")])
     ds = arr.to_dataset("band").rename({v: k for k, v in asset_keys.items()})
     ds = ds.assign_coords(time=pd.DatetimeIndex([naive_utc(it.datetime) for it in items]))
-    ds.attrs = {"crs": crs, "resolution": float(res) if res is not None else None}
-    return ds
+    ds.attrs = {"resolution": float(res) if res is not None else None}
+    return write_crs(ds, crs)
 
 
 def gdal_env(timeout: float | None):
@@ -146,18 +146,6 @@ def gdal_env(timeout: float | None):
 def naive_utc(t) -> pd.Timestamp:
     ts = pd.Timestamp(t)
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-
-
-def grid_from(like: xr.Dataset) -> tuple[int, float, tuple[float, float, float, float]]:
-    """(epsg, resolution, bounds) of a cube made by this module (to load on its grid)."""
-    crs, res = like.attrs.get("crs"), like.attrs.get("resolution")
-    if not crs or not res:
-        raise MissingVariableError(
-            "like= needs a cube with 'crs' and 'resolution' attrs (from load_s2)"
-        )
-    x, y, h = like.x.values, like.y.values, float(res) / 2
-    bounds = (x.min() - h, y.min() - h, x.max() + h, y.max() + h)
-    return int(str(crs).split(":")[-1]), float(res), tuple(float(b) for b in bounds)
 
 
 def mosaic_same_day(ds: xr.Dataset) -> xr.Dataset:

@@ -61,7 +61,6 @@ from xr_physcube.io._search import STAC_TIMEOUT_S, search_items
 from xr_physcube.io._stack import (
     S1_ASSET_KEYS,
     S2_ASSET_KEYS,
-    grid_from,
     mosaic_same_day,
     resolve_assets,
     stack_items,
@@ -76,6 +75,7 @@ from xr_physcube.io.geometry import (
     item_angles,
     solar_position,
 )
+from xr_physcube.io.georef import grid_from
 from xr_physcube.sensors.sentinel1 import (
     POLARISATIONS,
     check_polarisations,
