@@ -16,6 +16,7 @@ import pytest
 import stac_testdata as td
 import xarray as xr
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.io.stac import (
     StacSearchError,
     load_cube,
@@ -235,22 +236,42 @@ def test_s1_linear_sigma0_on_s2_grid(s1, s2):
     coord = (np.arange(32) + 0.5) / 2 - 0.5
     for i in range(2):
         row20 = td.s1_vv_field(i)[0]
-        expected = np.interp(coord, np.arange(16), row20)
+        expected = np.interp(coord, np.arange(16), row20) * td.gamma0_to_sigma0_factor(i)
         np.testing.assert_allclose(vals.VV.values[i, 5], expected, rtol=1e-5)
         ratio = td.S1_VH[i] / td.S1_VV[i]
         np.testing.assert_allclose(vals.VH.values[i, 5], expected * ratio, rtol=1e-5)
     # theta: view:incidence_angle on date 1, IW mid-swath (29.1 + 46.0) / 2 on date 2
-    np.testing.assert_allclose(s1.theta.values, [td.S1_INCIDENCE_1, 37.55])
-    assert s1.VV.attrs["units"] == "m2/m2"
+    np.testing.assert_allclose(s1.theta.values, td.S1_THETA)
+    assert s1.VV.attrs["units"] == "1" and s1.VV.attrs["radiometry"] == "sigma0"
+    assert s1.VV.attrs["source_radiometry"] == "gamma0"  # "rtc" collection
 
 
 def test_s1_db(stac_api_url, s2):
     with pytest.warns(UserWarning):
         cube = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=s2, db=True).compute()
     coord = (np.arange(32) + 0.5) / 2 - 0.5
-    expected = 10.0 * np.log10(np.interp(coord, np.arange(16), td.s1_vv_field(0)[0]))
+    gamma0 = np.interp(coord, np.arange(16), td.s1_vv_field(0)[0])
+    expected = 10.0 * np.log10(gamma0 * td.gamma0_to_sigma0_factor(0))
     np.testing.assert_allclose(cube.VV.values[0, 3], expected, atol=1e-4)
     assert cube.VV.attrs["units"] == "dB"
+
+
+def test_s1_gamma0_becomes_sigma0_with_the_incidence_angle(stac_api_url, s2):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        load = {"like": s2, "db": True}
+        auto = load_s1(stac_api_url, td.bbox_lonlat(), TIME, **load).compute()
+        gamma0 = load_s1(stac_api_url, td.bbox_lonlat(), TIME, radiometry="gamma0", **load)
+        as_is = load_s1(stac_api_url, td.bbox_lonlat(), TIME, radiometry="sigma0", **load)
+    xr.testing.assert_allclose(auto.VV, gamma0.VV.compute())
+    offset = (auto.VV - as_is.VV).compute()  # sigma0 - gamma0, dB
+    # on date 1, theta = 39.2 deg: 10 log10(cos 39.2) = -1.107 dB for every pixel
+    np.testing.assert_allclose(offset.values[0], -1.107, atol=2e-3)
+    on_date_2 = 10 * np.log10(np.cos(np.deg2rad(37.55)))  # the IW mid-swath fallback
+    np.testing.assert_allclose(offset.values[1], on_date_2, atol=1e-4)
+    assert as_is.VV.attrs["source_radiometry"] == "sigma0"
+    with pytest.raises(InvalidArgumentError, match="radiometry"):
+        load_s1(stac_api_url, td.bbox_lonlat(), TIME, radiometry="beta0")
 
 
 def test_s1_per_pixel_incidence_asset(stac_api_url, s2):
@@ -356,7 +377,7 @@ def test_merge_resamples_native_s1_grid(stac_api_url, s2):
     assert s1_20m.sizes["x"] == 16
     cube = merge_cubes(s2, s1_20m, tolerance="3D")
     # each 10 m pixel takes the 20 m pixel that contains it
-    expected = np.repeat(td.s1_vv_field(0)[0], 2)
+    expected = np.repeat(td.s1_vv_field(0)[0], 2) * td.gamma0_to_sigma0_factor(0)
     np.testing.assert_allclose(cube.VV.values[0, 7], expected, rtol=1e-6)
 
 
@@ -371,6 +392,7 @@ def test_load_cube_in_one_call(stac_api_url, s2, s1):
     )
     coord = (np.arange(32) + 0.5) / 2 - 0.5
     expected = np.interp(coord, np.arange(16), td.s1_vv_field(1)[0])
+    expected *= td.gamma0_to_sigma0_factor(1)
     np.testing.assert_allclose(vals.VV.values[1, 9], expected, rtol=1e-5)
     assert np.isnan(vals.VV.values[2]).all()  # 21 May: no S1 within 3 days
     xr.testing.assert_allclose(vals, merge_cubes(s2, s1).compute())
@@ -468,6 +490,7 @@ def test_stac_to_zarr_roundtrip_on_local_cluster(stac_api_url, tmp_path):
     np.testing.assert_allclose(back.tts.values[:2], [30.0, td.S2_SUN_ZENITH_2])
     coord = (np.arange(32) + 0.5) / 2 - 0.5
     expected = np.interp(coord, np.arange(16), td.s1_vv_field(1)[0])
+    expected *= td.gamma0_to_sigma0_factor(1)
     np.testing.assert_allclose(back.VV.values[1, 0], expected, rtol=1e-5)
     assert np.isnan(back.VV.values[2]).all()
     assert back.attrs["crs"] == "EPSG:32631"

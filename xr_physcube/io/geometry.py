@@ -183,7 +183,7 @@ def granule_angles(
         arr = dsa.map_blocks(
             block, name, chunks=data.chunks, dtype=np.float32, meta=np.array((), np.float32)
         )
-        attrs = {"long_name": long[name], "units": "deg", "source": "tile metadata grids"}
+        attrs = {"long_name": long[name], "units": "degree", "source": "tile metadata grids"}
         # NaN outside the item's footprint, so same-day mosaics take the right tile's angles
         out[name] = xr.DataArray(
             arr, dims=template.dims, coords=template.coords, attrs=attrs

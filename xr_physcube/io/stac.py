@@ -230,10 +230,9 @@ def load_s2(
         ds["SCL"].attrs = {"long_name": "L2A scene classification", "masked": str(scl_invalid)}
     if angles == "metadata":
         per_date = item_angles(items, bbox_centre(items, bbox))
-        units = {"tts": "sun zenith", "tto": "view zenith", "psi": "relative azimuth"}
-        ds = ds.assign_coords(
-            {k: ("time", v, {"long_name": units[k], "units": "deg"}) for k, v in per_date.items()}
-        )
+        names = {"tts": "sun zenith", "tto": "view zenith", "psi": "relative azimuth"}
+        angle = {k: {"long_name": names[k], "units": "degree"} for k in names}
+        ds = ds.assign_coords({k: ("time", v, angle[k]) for k, v in per_date.items()})
     ds = ds.assign_coords(boa_offset=("time", offsets, {"units": "DN"}))
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-2")
     return mosaic_same_day(ds) if mosaic else ds
@@ -248,6 +247,7 @@ def load_s1(
     polarisations: Sequence[str] = POLARISATIONS,
     db: bool = False,
     assets_in_db: bool = False,
+    radiometry: str = "auto",
     orbit_state: str | None = None,
     epsg: int | None = None,
     resolution: float = 10.0,
@@ -269,6 +269,13 @@ def load_s1(
         polarisations: subset of :data:`~xr_physcube.sensors.sentinel1.POLARISATIONS`.
         db: return backscatter in dB (``10 log10``) instead of linear power.
         assets_in_db: the assets hold dB values (converted to linear first).
+        radiometry: what the assets hold: "sigma0" (backscatter per unit ground area,
+            what the models take), "gamma0" (per unit area normal to the look
+            direction; radiometrically terrain-corrected products such as Planetary
+            Computer's and CDSE's ``sentinel-1-rtc``), or "auto": gamma0 if the
+            collection id contains "rtc", else sigma0. Gamma0 is converted to sigma0 on
+            the ellipsoid, ``sigma0 = gamma0 cos(theta)`` (Small 2011, IEEE TGRS 49(8),
+            eq. 2 on flat ground): -1.03 dB at theta = 38 deg.
         orbit_state: keep only "ascending" or "descending" items (``sat:orbit_state``;
             any case).
         epsg, resolution, bounds, chunks: output grid as in :func:`load_s2` (chunks
@@ -279,10 +286,12 @@ def load_s1(
         mosaic: merge slices of the same UTC day (first valid pixel in time order).
 
     Returns:
-        Dataset with float32 ``VV``/``VH`` (units "m2/m2" or "dB") and ``theta`` (deg), a
+        Dataset with float32 sigma0 ``VV``/``VH`` (units "1" or "dB"; attrs
+        ``radiometry="sigma0"`` and ``source_radiometry``) and ``theta`` (degree), a
         per-pixel variable or a per-date coordinate (see module doc); attrs as S2.
     """
     pols = check_polarisations(list(polarisations))
+    source = source_radiometry(radiometry, collection)
     if orbit_state is not None:
         if str(orbit_state).lower() not in ("ascending", "descending"):
             raise InvalidArgumentError(
@@ -316,23 +325,9 @@ def load_s1(
         bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
     )
     ds = stack_items(items, keys, resampling=resampling, **grid)
-    for p in pols:
-        da = ds[p]
-        if assets_in_db and not db:
-            da = xr.apply_ufunc(db_to_linear, da, dask="parallelized", output_dtypes=[np.float32])
-        elif db and not assets_in_db:
-            da = xr.apply_ufunc(  # no valid look (sigma0 <= 0): NaN, not a value
-                linear_to_db,
-                da,
-                kwargs={"mask_invalid": True},
-                dask="parallelized",
-                output_dtypes=[np.float32],
-            )
-        ds[p] = da.astype(np.float32)
-        ds[p].attrs = {"long_name": f"sigma0 {p}", "units": "dB" if db else "m2/m2"}
     common = set.intersection(*(set(it.assets) for it in items))
     inc_key = next((k for k in S1_ASSET_KEYS["theta"] if k in common), None)
-    attrs = {"long_name": "incidence angle", "units": "deg"}
+    attrs = {"long_name": "incidence angle", "units": "degree"}
     if inc_key is not None:
         ds["theta"] = stack_items(items, {"theta": inc_key}, resampling="bilinear", **grid)["theta"]
         ds["theta"].attrs = attrs
@@ -348,8 +343,51 @@ def load_s1(
             )
         theta = [S1_DEFAULT_INCIDENCE_DEG if t is None else t for t in theta]
         ds = ds.assign_coords(theta=("time", np.array(theta), attrs))
+    for p in pols:
+        da = ds[p]
+        if assets_in_db:
+            da = xr.apply_ufunc(db_to_linear, da, dask="parallelized", output_dtypes=[np.float32])
+        if source == "gamma0":
+            da = gamma0_to_sigma0(da, ds["theta"])
+        if db:
+            da = xr.apply_ufunc(  # no valid look (sigma0 <= 0): NaN, not a value
+                linear_to_db,
+                da,
+                kwargs={"mask_invalid": True},
+                dask="parallelized",
+                output_dtypes=[np.float32],
+            )
+        ds[p] = da.astype(np.float32)
+        ds[p].attrs = {
+            "long_name": f"Sentinel-1 {p} backscatter coefficient sigma0"
+            + (" (from RTC gamma0 x cos(theta))" if source == "gamma0" else ""),
+            "units": "dB" if db else "1",
+            "radiometry": "sigma0",
+            "source_radiometry": source,
+        }
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-1")
     return mosaic_same_day(ds) if mosaic else ds
+
+
+RADIOMETRIES = ("sigma0", "gamma0")
+
+
+def source_radiometry(radiometry: str, collection: str) -> str:
+    """ "sigma0" or "gamma0": what a collection's assets hold (``radiometry="auto"``:
+    gamma0 for a radiometrically terrain-corrected, "rtc", collection)."""
+    if radiometry == "auto":
+        return "gamma0" if "rtc" in collection.lower() else "sigma0"
+    if radiometry not in RADIOMETRIES:
+        raise InvalidArgumentError(
+            f"radiometry must be 'auto', 'sigma0' or 'gamma0'; got {radiometry!r}"
+        )
+    return radiometry
+
+
+def gamma0_to_sigma0(gamma0: xr.DataArray, theta_deg: xr.DataArray) -> xr.DataArray:
+    """Linear sigma0 from linear gamma0 and the incidence angle (degree) on the
+    ellipsoid: ``sigma0 = gamma0 cos(theta)`` (Small 2011, IEEE TGRS 49(8):3081)."""
+    return gamma0 * np.cos(np.deg2rad(theta_deg)).astype(np.float32)
 
 
 def merge_cubes(s2: xr.Dataset, s1: xr.Dataset, tolerance: str | pd.Timedelta = "3D") -> xr.Dataset:
