@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "exceptions": 0,
     "_data": 0,
     "_version": 0,
+    "_extras": 0,
     "parameters": 0,
     "devices": 0,
     "checkpoints": 0,

@@ -55,6 +55,11 @@ class IncompleteStoreError(PhyscubeError, ValueError):
     read as NaN); resume the job to finish it."""
 
 
+class MissingExtraError(PhyscubeError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install
+    (``pip install 'xr_physcube[stac]'``)."""
+
+
 class MetadataError(PhyscubeError, ValueError):
     """Product metadata (a STAC item, a tile's angle XML) is missing or unreadable."""
 
@@ -70,6 +75,7 @@ __all__ = [
     "InputUnitsError",
     "InvalidArgumentError",
     "MetadataError",
+    "MissingExtraError",
     "MissingVariableError",
     "OutOfRangeError",
     "PhyscubeError",

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from xr_physcube._extras import require
+
 
 def rgb(cube: xr.Dataset, time_index: int, gain: float = 3.5) -> np.ndarray:
     """True-colour composite (B4, B3, B2) of one date, (y, x, 3) in [0, 1]; NaN -> white."""
@@ -27,7 +29,7 @@ def plot_retrieval(
     retrieved vs true: that date in blue over all dates in grey, with the 1:1 line.
 
     Writes a PNG to ``path`` and returns its path."""
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plotting")
 
     if time_index is None:
         time_index = int(result.sizes["time"]) - 1
@@ -111,7 +113,7 @@ def plot_datacube(
     row of LAI maps on ``map_dates`` grid dates, the cloudiest S2 date's nearest first.
     ``pixel`` (y, x) indices; default a typical pixel with a season (median LAI error,
     or median LAI range without ``truth``). Returns the PNG path."""
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plotting")
 
     if pixel is None:
         pixel = _typical_pixel(cube, truth)

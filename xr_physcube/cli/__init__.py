@@ -47,9 +47,9 @@ def _decimals(value: float) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import matplotlib
+    from xr_physcube._extras import require
 
-    matplotlib.use("Agg")
+    require("matplotlib", "xr-physcube demo's figures").use("Agg")
     import numpy as np
     import xarray as xr
 
@@ -73,6 +73,9 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"retrieving (lazy graph of {len(result.__dask_graph__())} tasks) -> {store}")
     start = time.perf_counter()
     if args.workers:
+        from xr_physcube._extras import require
+
+        require("distributed", "--workers")
         from dask.distributed import Client, LocalCluster
 
         with (
@@ -258,9 +261,14 @@ def _report_user_errors(args: argparse.Namespace) -> int:
     """Run the command; a :class:`PhyscubeError`, a STAC API error or an existing output
     ends with one line on stderr and exit code 1. Anything else raises: a bug shows its
     traceback."""
-    from pystac_client.exceptions import APIError
-
     from xr_physcube.exceptions import PhyscubeError
+
+    try:
+        from pystac_client.exceptions import APIError
+    except ImportError:  # no stac extra: no STAC API error can happen
+
+        class APIError(Exception):  # noqa: N818  (pystac-client's name)
+            pass
 
     try:
         return args.func(args)

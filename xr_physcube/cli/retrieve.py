@@ -69,6 +69,9 @@ def write_job(result, store: Path, args: argparse.Namespace) -> None:
     if not (args.scheduler or args.workers):
         write_store(result, store, resume=args.resume)
         return
+    from xr_physcube._extras import require
+
+    require("distributed", "--workers / --scheduler")
     from dask.distributed import Client, LocalCluster
 
     cluster = None

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import pystac
 import xarray as xr
 
+from xr_physcube._extras import require
 from xr_physcube.exceptions import (
     StacSearchError,
 )
@@ -49,6 +49,8 @@ S1_ASSET_KEYS: dict[str, tuple[str, ...]] = {
 # ----------------------------------------------------------------------------------------
 # Stacking
 # ----------------------------------------------------------------------------------------
+
+pystac = require("pystac", "loading cubes from a STAC API")
 
 
 def resolve_assets(
