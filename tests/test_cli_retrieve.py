@@ -192,3 +192,14 @@ def test_retrieve_job_rejects_bad_values_before_searching(option, capsys):
         main([*args, *option])
     assert exit_info.value.code == 2
     assert f"argument {option[0]}" in capsys.readouterr().err
+
+
+def test_retrieve_job_with_the_odc_stac_engine_writes_the_same_store(stac_api_url, tmp_path):
+    stores = {}
+    for engine in ("stackstac", "odc-stac"):
+        stores[engine] = tmp_path / f"{engine}.zarr"
+        args = _args(stac_api_url, stores[engine], "--variables", "lai", "--engine", engine)
+        assert main(args) == 0
+    a, b = (xr.open_zarr(stores[e]).load() for e in ("stackstac", "odc-stac"))
+    xr.testing.assert_allclose(a, b)
+    assert b.rio.crs == a.rio.crs and {"lai", "mv"} <= set(b.data_vars)

@@ -256,6 +256,35 @@ def test_s1_db(stac_api_url, s2):
     assert cube.VV.attrs["units"] == "dB"
 
 
+def test_odc_stac_engine_gives_the_same_cubes(stac_api_url, s2, s1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        odc_s2 = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16,
+                         engine="odc-stac")  # fmt: skip
+        odc_s1 = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=odc_s2, engine="odc-stac")
+    assert odc_s2.B4.dims == ("time", "y", "x") and odc_s2.B4.chunks is not None
+    assert odc_s2.rio.crs == s2.rio.crs and odc_s2.rio.transform() == s2.rio.transform()
+    xr.testing.assert_allclose(odc_s2.compute(), s2.compute(), rtol=1e-6)  # 20 m bands too
+    xr.testing.assert_allclose(odc_s1.compute(), s1.compute(), rtol=1e-6)
+    with pytest.raises(InvalidArgumentError, match="engine"):
+        load_s2(stac_api_url, td.bbox_lonlat(), TIME, engine="gdal")
+
+
+def test_same_pass_items_mosaic_by_local_solar_day():
+    from xr_physcube.io._stack import mosaic_same_day, solar_days
+
+    # 23:50 and 00:10 UTC the next day: one pass at 179 E (local noon), two UTC days
+    times = pd.to_datetime(["2024-05-01T23:50", "2024-05-02T00:10"])
+    assert solar_days(times, 179.0).nunique() == 1 and solar_days(times, 0.0).nunique() == 2
+    west = np.array([[1.0, np.nan]], np.float32)
+    east = np.array([[np.nan, 2.0]], np.float32)
+    ds = xr.Dataset({"B4": (("time", "y", "x"), np.stack([west, east]))}, {"time": times})
+    merged = mosaic_same_day(ds, longitude=179.0)
+    assert merged.sizes["time"] == 1
+    np.testing.assert_array_equal(merged.B4.values[0], [[1.0, 2.0]])
+    assert mosaic_same_day(ds, longitude=0.0).sizes["time"] == 2
+
+
 def test_s1_gamma0_becomes_sigma0_with_the_incidence_angle(stac_api_url, s2):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -14,6 +14,7 @@ EXTRAS = {
     "stackstac": "stac",
     "matplotlib": "viz",
     "distributed": "distributed",
+    "odc": "odc-stac",
     "planetary_computer": "planetary-computer",
 }
 """Module -> the extra that installs it (pyproject.toml ``[project.optional-dependencies]``;

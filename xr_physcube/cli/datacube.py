@@ -25,7 +25,8 @@ def _load_modalities(args: argparse.Namespace):
         grid = s2_kwargs(args)
         del grid["max_cloud_cover"]  # an S2 filter
         if s2 is not None:  # S2's grid, whatever bounds/epsg/resolution/chunks said
-            grid = {k: grid[k] for k in ("sign", "timeout") if k in grid} | {"like": s2}
+            shared = ("sign", "timeout", "engine")
+            grid = {k: grid[k] for k in shared if k in grid} | {"like": s2}
         s1 = load_s1(args.url, args.bbox, args.time, collection=args.s1_collection, **grid)
     return s2, s1
 

@@ -23,6 +23,7 @@ def s2_kwargs(args: argparse.Namespace) -> dict:
         chunks=args.chunk,
         max_cloud_cover=args.max_cloud_cover,
         sign=args.sign,
+        engine=args.engine,
     )
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
@@ -184,6 +185,13 @@ def add_tile_arguments(job: argparse.ArgumentParser) -> None:
         default=None,
         choices=("planetary_computer",),
         help="sign asset URLs (Planetary Computer; optional dependency)",
+    )
+    job.add_argument(
+        "--engine",
+        choices=("stackstac", "odc-stac"),
+        default="stackstac",
+        help="how items are stacked into a cube (default stackstac; odc-stac gives the "
+        "same cube and needs the odc-stac extra)",
     )
     job.add_argument(
         "--timeout",

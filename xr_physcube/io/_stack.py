@@ -12,9 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from xr_physcube._extras import require
-from xr_physcube.exceptions import (
-    StacSearchError,
-)
+from xr_physcube.exceptions import MetadataError, StacSearchError
 from xr_physcube.io.georef import write_crs
 
 # ----------------------------------------------------------------------------------------
@@ -97,7 +95,16 @@ def stack_items(
     chunks: int | tuple[int, int],
     resampling: str,
     timeout: float | None,
+    engine: str = "stackstac",
 ) -> xr.Dataset:
+    """The items' assets as a lazy (time, y, x) float32 Dataset, one date per item in
+    the items' order, NaN where no data, with its CRS written by rioxarray.
+
+    ``engine``: "stackstac" (default) or "odc-stac" (maintained; same grid when
+    ``bounds`` are given)."""
+    if engine == "odc-stac":
+        return _stack_odc(items, asset_keys, bbox=bbox, epsg=epsg, resolution=resolution,
+                          bounds=bounds, chunks=chunks, resampling=resampling)  # fmt: skip
     import stackstac
     from rasterio.enums import Resampling
 
@@ -129,6 +136,50 @@ def stack_items(
     return write_crs(ds, crs)
 
 
+def _stack_odc(items, asset_keys, *, bbox, epsg, resolution, bounds, chunks, resampling):
+    """:func:`stack_items` with odc-stac: one date per item (``groupby="id"``, items in
+    time order), pixel centres on the grid of ``bounds`` (or of ``bbox``)."""
+    import odc.stac
+
+    keys = list(asset_keys.values())
+    dicts = [item_dict(it) for it in items]
+    if not epsg:  # the first item's, like stackstac
+        blocks = [dicts[0]["properties"], *(dicts[0]["assets"][k] for k in keys)]
+        epsg = next((b["proj:epsg"] for b in blocks if b.get("proj:epsg")), None)
+    crs = f"EPSG:{epsg}" if epsg else None
+    cy, cx = (chunks, chunks) if isinstance(chunks, int) else chunks
+    grid: dict = {"crs": crs, "resolution": resolution}
+    if bounds is not None:
+        from odc.geo.geobox import GeoBox
+
+        if crs is None:
+            raise MetadataError("engine='odc-stac' with bounds needs epsg= or proj:epsg")
+        grid = {"geobox": GeoBox.from_bbox(tuple(bounds), crs=crs, resolution=resolution)}
+    elif bbox is not None:
+        grid["bbox"] = tuple(bbox)
+    ds = odc.stac.load(
+        [pystac.Item.from_dict(d) for d in dicts],
+        bands=keys,
+        groupby="id",
+        chunks={"time": 1, "y": cy, "x": cx},
+        resampling=resampling,
+        dtype="float32",
+        nodata=np.float32(np.nan),
+        **{k: v for k, v in grid.items() if v is not None},
+    )
+    if "latitude" in ds.dims:  # a geographic CRS
+        ds = ds.rename({"latitude": "y", "longitude": "x"})
+    by_time = sorted(range(len(items)), key=lambda i: naive_utc(items[i].datetime))
+    if by_time != list(range(len(items))):
+        raise MetadataError("odc-stac engine: items must come in time order (load_s2 sorts them)")
+    ds = ds.rename({v: k for k, v in asset_keys.items()}).transpose("time", "y", "x")
+    ds = ds.assign_coords(time=pd.DatetimeIndex([naive_utc(it.datetime) for it in items]))
+    crs_text = str(ds.rio.crs)
+    ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "y", "x")])
+    ds.attrs = {"resolution": float(resolution) if resolution else abs(float(ds.x[1] - ds.x[0]))}
+    return write_crs(ds, crs_text)
+
+
 def gdal_env(timeout: float | None):
     """stackstac's GDAL environment, with HTTP reads that give up after ``timeout`` s
     without a connection or without a byte (a mute data host), not a cap on slow ones."""
@@ -150,13 +201,21 @@ def naive_utc(t) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def mosaic_same_day(ds: xr.Dataset) -> xr.Dataset:
-    """Merge items acquired on the same UTC day (adjacent tiles/slices of one pass).
+def solar_days(times, longitude: float) -> pd.DatetimeIndex:
+    """Local (mean) solar day of UTC ``times`` at ``longitude`` (degrees east): UTC +
+    longitude / 15 h, so that one overpass never straddles two days (odc-stac's
+    ``groupby="solar_day"``)."""
+    return (pd.DatetimeIndex(times) + pd.Timedelta(hours=longitude / 15.0)).normalize()
+
+
+def mosaic_same_day(ds: xr.Dataset, longitude: float = 0.0) -> xr.Dataset:
+    """Merge items acquired on the same local solar day at ``longitude`` (adjacent
+    tiles/slices of one pass; :func:`solar_days`).
 
     Per pixel the first valid (non-NaN) value in time order wins; per-date numeric
     coordinates (angles) are averaged; the time is that of the first item.
     """
-    days = pd.DatetimeIndex(ds.time.values).normalize()
+    days = solar_days(ds.time.values, longitude)
     if not days.has_duplicates:
         return ds
     parts = []

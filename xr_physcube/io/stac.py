@@ -131,6 +131,7 @@ def load_s2(
     sign: str | None = None,
     modifier: Callable | None = None,
     timeout: float | None = STAC_TIMEOUT_S,
+    engine: str = "stackstac",
 ) -> xr.Dataset:
     """Sentinel-2 L2A surface reflectance cube (lazy, dims time, y, x).
 
@@ -147,10 +148,13 @@ def load_s2(
         resolution: output pixel size (CRS units, m); 20/60 m bands are resampled.
         bounds: output extent (minx, miny, maxx, maxy) in the output CRS.
         chunks: dask chunk size in y/x (int or (cy, cx)); one date per chunk.
+        engine: "stackstac" (default) or "odc-stac" (maintained by the Open Data Cube
+            project; the ``odc-stac`` extra): the same cube on the same ``bounds``.
         resampling: rasterio resampling name for all bands ("nearest", "bilinear", ...);
             SCL is always nearest.
-        mosaic: merge items of the same UTC day (adjacent tiles): first valid pixel in
-            time order after masking; per-date angle coordinates averaged (per-pixel
+        mosaic: merge items of the same local solar day (adjacent tiles of one pass;
+            UTC + longitude / 15 h at the bbox centre): first valid pixel in time order
+            after masking; per-date angle coordinates averaged (per-pixel
             ``angles="granule"`` variables: first valid pixel, like the bands).
         angles: "metadata": per-date coordinates ``tts``/``tto``/``psi`` from item
             properties (fallback in the module doc); "granule": per-pixel lazy variables
@@ -198,8 +202,9 @@ def load_s2(
         names.append("granule_metadata")
     keys = resolve_assets(items, names, table)
     grid = dict(
-        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
-    )
+        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks,
+        timeout=timeout, engine=check_engine(engine),
+    )  # fmt: skip
     ds = stack_items(items, {b: keys[b] for b in bands}, resampling=resampling, **grid)
     offsets = np.array(
         [
@@ -235,7 +240,7 @@ def load_s2(
         ds = ds.assign_coords({k: ("time", v, angle[k]) for k, v in per_date.items()})
     ds = ds.assign_coords(boa_offset=("time", offsets, {"units": "DN"}))
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-2")
-    return mosaic_same_day(ds) if mosaic else ds
+    return mosaic_same_day(ds, bbox_centre(items, bbox)[0]) if mosaic else ds
 
 
 def load_s1(
@@ -260,6 +265,7 @@ def load_s1(
     sign: str | None = None,
     modifier: Callable | None = None,
     timeout: float | None = STAC_TIMEOUT_S,
+    engine: str = "stackstac",
 ) -> xr.Dataset:
     """Sentinel-1 backscatter cube (lazy, dims time, y, x): ``VV``, ``VH`` and ``theta``.
 
@@ -280,10 +286,13 @@ def load_s1(
             any case).
         epsg, resolution, bounds, chunks: output grid as in :func:`load_s2` (chunks
             default 1024, or those of ``like``).
-        like: a cube from :func:`load_s2`: use its CRS, resolution, extent and chunks.
+        like: any georeferenced Dataset (a cube from :func:`load_s2`, or one with a
+            rioxarray CRS): use its CRS, resolution, extent and chunks.
         resampling: rasterio resampling for backscatter (bilinear averages linear power,
             or dB values with ``assets_in_db``: the conversion follows the resampling).
-        mosaic: merge slices of the same UTC day (first valid pixel in time order).
+        mosaic: merge slices of the same local solar day (first valid pixel in time
+            order), as in :func:`load_s2`.
+        engine: as in :func:`load_s2`.
 
     Returns:
         Dataset with float32 sigma0 ``VV``/``VH`` (units "1" or "dB"; attrs
@@ -322,8 +331,9 @@ def load_s1(
     chunks = 1024 if chunks is None else chunks
     keys = resolve_assets(items, pols, S1_ASSET_KEYS)
     grid = dict(
-        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
-    )
+        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks,
+        timeout=timeout, engine=check_engine(engine),
+    )  # fmt: skip
     ds = stack_items(items, keys, resampling=resampling, **grid)
     common = set.intersection(*(set(it.assets) for it in items))
     inc_key = next((k for k in S1_ASSET_KEYS["theta"] if k in common), None)
@@ -366,7 +376,21 @@ def load_s1(
             "source_radiometry": source,
         }
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-1")
-    return mosaic_same_day(ds) if mosaic else ds
+    return mosaic_same_day(ds, bbox_centre(items, bbox)[0]) if mosaic else ds
+
+
+ENGINES = ("stackstac", "odc-stac")
+"""How items become a cube: stackstac (default) or odc-stac (maintained, same grid)."""
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise InvalidArgumentError(f"engine must be one of {ENGINES}; got {engine!r}")
+    if engine == "odc-stac":
+        from xr_physcube._extras import require
+
+        require("odc.stac", "engine='odc-stac'")
+    return engine
 
 
 RADIOMETRIES = ("sigma0", "gamma0")
@@ -444,11 +468,12 @@ def load_cube(
 
     ``s2_kwargs`` go to :func:`load_s2` (``bands``, ``resolution``, ``bounds``,
     ``chunks``, ``sign`` …); ``s1_kwargs`` to :func:`load_s1` (``db``,
-    ``orbit_state`` …). ``sign``/``modifier``/``timeout`` are passed to both searches.
+    ``orbit_state`` …). ``sign``/``modifier``/``timeout``/``engine`` apply to both.
     """
     s2 = load_s2(catalog_or_url, bbox, time, collection=s2_collection, **s2_kwargs)
     # signing applies to both; S2 filters (query, max_cloud_cover) do not apply to S1
-    s1_kw = {k: s2_kwargs[k] for k in ("sign", "modifier", "timeout") if k in s2_kwargs}
+    shared = ("sign", "modifier", "timeout", "engine")
+    s1_kw = {k: s2_kwargs[k] for k in shared if k in s2_kwargs}
     s1_kw.update(s1_kwargs or {})
     s1 = load_s1(catalog_or_url, bbox, time, collection=s1_collection, like=s2, **s1_kw)
     return merge_cubes(s2, s1, tolerance=tolerance)
