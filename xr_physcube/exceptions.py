@@ -68,6 +68,10 @@ class StacSearchError(PhyscubeError, LookupError):
     """A STAC search found nothing usable (no items, no assets for the bands asked)."""
 
 
+class ReadFailureWarning(UserWarning):
+    """An asset could not be read after retries; its block is NaN (batch jobs go on)."""
+
+
 __all__ = [
     "CheckpointError",
     "DimensionError",
@@ -79,6 +83,7 @@ __all__ = [
     "MissingVariableError",
     "OutOfRangeError",
     "PhyscubeError",
+    "ReadFailureWarning",
     "StacSearchError",
     "TimeAxisError",
 ]

@@ -25,7 +25,7 @@ def _load_modalities(args: argparse.Namespace):
         grid = s2_kwargs(args)
         del grid["max_cloud_cover"]  # an S2 filter
         if s2 is not None:  # S2's grid, whatever bounds/epsg/resolution/chunks said
-            shared = ("sign", "timeout", "engine")
+            shared = ("sign", "timeout", "engine", "read_errors")
             grid = {k: grid[k] for k in shared if k in grid} | {"like": s2}
         s1 = load_s1(args.url, args.bbox, args.time, collection=args.s1_collection, **grid)
     return s2, s1

@@ -24,6 +24,7 @@ def s2_kwargs(args: argparse.Namespace) -> dict:
         max_cloud_cover=args.max_cloud_cover,
         sign=args.sign,
         engine=args.engine,
+        read_errors=args.read_errors,
     )
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
@@ -192,6 +193,13 @@ def add_tile_arguments(job: argparse.ArgumentParser) -> None:
         default="stackstac",
         help="how items are stacked into a cube (default stackstac; odc-stac gives the "
         "same cube and needs the odc-stac extra)",
+    )
+    job.add_argument(
+        "--read-errors",
+        choices=("nan", "raise"),
+        default="nan",
+        help="an image read that still fails after 3 tries: NaN with a warning (default, "
+        "the job goes on) or raise",
     )
     job.add_argument(
         "--timeout",

@@ -96,17 +96,23 @@ def stack_items(
     resampling: str,
     timeout: float | None,
     engine: str = "stackstac",
+    read_errors: str = "raise",
 ) -> xr.Dataset:
     """The items' assets as a lazy (time, y, x) float32 Dataset, one date per item in
     the items' order, NaN where no data, with its CRS written by rioxarray.
 
     ``engine``: "stackstac" (default) or "odc-stac" (maintained; same grid when
-    ``bounds`` are given)."""
+    ``bounds`` are given). ``read_errors``: "raise", or "nan" (GDAL retries, then NaN
+    with a warning; :mod:`xr_physcube.io._reader`; odc-stac: ``fail_on_error=False``)."""
     if engine == "odc-stac":
         return _stack_odc(items, asset_keys, bbox=bbox, epsg=epsg, resolution=resolution,
-                          bounds=bounds, chunks=chunks, resampling=resampling)  # fmt: skip
+                          bounds=bounds, chunks=chunks, resampling=resampling,
+                          fail_on_error=read_errors == "raise")  # fmt: skip
     import stackstac
     from rasterio.enums import Resampling
+    from stackstac.rio_reader import AutoParallelRioReader
+
+    from xr_physcube.io._reader import NanOnFailureReader
 
     keys = list(asset_keys.values())
     arr = stackstac.stack(
@@ -125,7 +131,8 @@ def stack_items(
         xy_coords="center",
         properties=False,
         band_coords=False,
-        gdal_env=gdal_env(timeout),
+        gdal_env=gdal_env(timeout, retry=read_errors == "nan"),
+        reader=NanOnFailureReader if read_errors == "nan" else AutoParallelRioReader,
     )
     crs = f"EPSG:{int(arr.attrs['crs'].split(':')[-1])}" if "crs" in arr.attrs else None
     res = arr.attrs.get("resolution")
@@ -136,7 +143,9 @@ def stack_items(
     return write_crs(ds, crs)
 
 
-def _stack_odc(items, asset_keys, *, bbox, epsg, resolution, bounds, chunks, resampling):
+def _stack_odc(
+    items, asset_keys, *, bbox, epsg, resolution, bounds, chunks, resampling, fail_on_error
+):
     """:func:`stack_items` with odc-stac: one date per item (``groupby="id"``, items in
     time order), pixel centres on the grid of ``bounds`` (or of ``bbox``)."""
     import odc.stac
@@ -165,6 +174,7 @@ def _stack_odc(items, asset_keys, *, bbox, epsg, resolution, bounds, chunks, res
         resampling=resampling,
         dtype="float32",
         nodata=np.float32(np.nan),
+        fail_on_error=fail_on_error,
         **{k: v for k, v in grid.items() if v is not None},
     )
     if "latitude" in ds.dims:  # a geographic CRS
@@ -180,20 +190,26 @@ def _stack_odc(items, asset_keys, *, bbox, epsg, resolution, bounds, chunks, res
     return write_crs(ds, crs_text)
 
 
-def gdal_env(timeout: float | None):
+def gdal_env(timeout: float | None, retry: bool = False):
     """stackstac's GDAL environment, with HTTP reads that give up after ``timeout`` s
-    without a connection or without a byte (a mute data host), not a cap on slow ones."""
+    without a connection or without a byte (a mute data host), not a cap on slow ones,
+    and with ``retry`` GDAL's retries of failed HTTP requests (:mod:`._reader`)."""
     import stackstac
 
-    if timeout is None:
-        return stackstac.DEFAULT_GDAL_ENV
-    seconds = str(max(1, math.ceil(timeout)))  # GDAL takes whole seconds here
-    limits = {
-        "GDAL_HTTP_CONNECTTIMEOUT": seconds,
-        "GDAL_HTTP_LOW_SPEED_TIME": seconds,
-        "GDAL_HTTP_LOW_SPEED_LIMIT": "1",  # bytes/s
-    }
-    return stackstac.DEFAULT_GDAL_ENV.updated(always=limits)
+    options: dict[str, str] = {}
+    if timeout is not None:
+        seconds = str(max(1, math.ceil(timeout)))  # GDAL takes whole seconds here
+        options |= {
+            "GDAL_HTTP_CONNECTTIMEOUT": seconds,
+            "GDAL_HTTP_LOW_SPEED_TIME": seconds,
+            "GDAL_HTTP_LOW_SPEED_LIMIT": "1",  # bytes/s
+        }
+    if retry:
+        from xr_physcube.io._reader import retry_options
+
+        options |= retry_options()
+    env = stackstac.DEFAULT_GDAL_ENV
+    return env.updated(always=options) if options else env
 
 
 def naive_utc(t) -> pd.Timestamp:

@@ -132,6 +132,7 @@ def load_s2(
     modifier: Callable | None = None,
     timeout: float | None = STAC_TIMEOUT_S,
     engine: str = "stackstac",
+    read_errors: str = "raise",
 ) -> xr.Dataset:
     """Sentinel-2 L2A surface reflectance cube (lazy, dims time, y, x).
 
@@ -150,6 +151,10 @@ def load_s2(
         chunks: dask chunk size in y/x (int or (cy, cx)); one date per chunk.
         engine: "stackstac" (default) or "odc-stac" (maintained by the Open Data Cube
             project; the ``odc-stac`` extra): the same cube on the same ``bounds``.
+        read_errors: "raise" (default), or "nan": a failed asset read is retried
+            (3 tries, 0.5 s then 1 s apart) and then gives NaN with a
+            :class:`~xr_physcube.exceptions.ReadFailureWarning`, so a tile job survives
+            a flaky image host (odc-stac: no retry, ``fail_on_error=False``).
         resampling: rasterio resampling name for all bands ("nearest", "bilinear", ...);
             SCL is always nearest.
         mosaic: merge items of the same local solar day (adjacent tiles of one pass;
@@ -204,6 +209,7 @@ def load_s2(
     grid = dict(
         bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks,
         timeout=timeout, engine=check_engine(engine),
+        read_errors=check_read_errors(read_errors),
     )  # fmt: skip
     ds = stack_items(items, {b: keys[b] for b in bands}, resampling=resampling, **grid)
     offsets = np.array(
@@ -266,6 +272,7 @@ def load_s1(
     modifier: Callable | None = None,
     timeout: float | None = STAC_TIMEOUT_S,
     engine: str = "stackstac",
+    read_errors: str = "raise",
 ) -> xr.Dataset:
     """Sentinel-1 backscatter cube (lazy, dims time, y, x): ``VV``, ``VH`` and ``theta``.
 
@@ -292,7 +299,7 @@ def load_s1(
             or dB values with ``assets_in_db``: the conversion follows the resampling).
         mosaic: merge slices of the same local solar day (first valid pixel in time
             order), as in :func:`load_s2`.
-        engine: as in :func:`load_s2`.
+        engine, read_errors: as in :func:`load_s2`.
 
     Returns:
         Dataset with float32 sigma0 ``VV``/``VH`` (units "1" or "dB"; attrs
@@ -333,6 +340,7 @@ def load_s1(
     grid = dict(
         bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks,
         timeout=timeout, engine=check_engine(engine),
+        read_errors=check_read_errors(read_errors),
     )  # fmt: skip
     ds = stack_items(items, keys, resampling=resampling, **grid)
     common = set.intersection(*(set(it.assets) for it in items))
@@ -391,6 +399,12 @@ def check_engine(engine: str) -> str:
 
         require("odc.stac", "engine='odc-stac'")
     return engine
+
+
+def check_read_errors(read_errors: str) -> str:
+    if read_errors not in ("raise", "nan"):
+        raise InvalidArgumentError(f"read_errors must be 'raise' or 'nan'; got {read_errors!r}")
+    return read_errors
 
 
 RADIOMETRIES = ("sigma0", "gamma0")
@@ -472,7 +486,7 @@ def load_cube(
     """
     s2 = load_s2(catalog_or_url, bbox, time, collection=s2_collection, **s2_kwargs)
     # signing applies to both; S2 filters (query, max_cloud_cover) do not apply to S1
-    shared = ("sign", "modifier", "timeout", "engine")
+    shared = ("sign", "modifier", "timeout", "engine", "read_errors")
     s1_kw = {k: s2_kwargs[k] for k in shared if k in s2_kwargs}
     s1_kw.update(s1_kwargs or {})
     s1 = load_s1(catalog_or_url, bbox, time, collection=s1_collection, like=s2, **s1_kw)
