@@ -203,3 +203,25 @@ def test_retrieve_job_with_the_odc_stac_engine_writes_the_same_store(stac_api_ur
     a, b = (xr.open_zarr(stores[e]).load() for e in ("stackstac", "odc-stac"))
     xr.testing.assert_allclose(a, b)
     assert b.rio.crs == a.rio.crs and {"lai", "mv"} <= set(b.data_vars)
+
+
+def test_retrieve_job_writes_cogs_a_gis_opens(stac_api_url, tmp_path, capsys):
+    import rasterio
+
+    out = tmp_path / "cogs"
+    job = _args(stac_api_url, out, "--no-s1", "--variables", "lai", "--format", "cog")
+    assert main(job) == 0
+    cube = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16)
+    expected = cube.physics.retrieve(["lai"]).compute()
+    with rasterio.open(out / "lai.tif") as cog:
+        assert cog.crs == cube.rio.crs and cog.transform == cube.rio.transform()
+        assert cog.count == cube.sizes["time"] and cog.tags()["units"] == "m2 m-2"
+        assert cog.descriptions[0] == str(cube.time.values[0])[:10]
+        np.testing.assert_allclose(cog.read(), expected.lai.values, rtol=1e-5, equal_nan=True)
+    assert (out / "lai_std.tif").is_file()
+    assert main(job) == 1  # exists
+    assert main([*job, "--overwrite"]) == 0  # its own COG folder: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(_args(stac_api_url, mine, "--format", "cog", "--overwrite")) == 1
+    assert "--out" in capsys.readouterr().err

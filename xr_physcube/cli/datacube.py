@@ -36,7 +36,7 @@ def _datacube(args: argparse.Namespace) -> int:
     import xr_physcube.accessors  # noqa: F401  (registers .vae)
 
     store = Path(args.out)
-    check_out(store, args.overwrite, args.resume)
+    check_out(store, args.overwrite, args.resume, args.format)
     s2, s1 = _load_modalities(args)
     for name, cube in (("S2", s2), ("S1", s1)):
         if cube is not None:

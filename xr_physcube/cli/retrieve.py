@@ -91,12 +91,21 @@ def write_job(result, store: Path, args: argparse.Namespace) -> None:
             cluster.close()
 
 
-def check_out(store: Path, overwrite: bool, resume: bool = False) -> None:
+def check_out(store: Path, overwrite: bool, resume: bool = False, fmt: str = "zarr") -> None:
     """Refuse ``--out`` unless it is free, or a store of an earlier job and ``overwrite``
     (replace it) or ``resume`` (finish an interrupted one); a user's folder or Zarr store
     is never replaced."""
+    from xr_physcube.io.geotiff import is_cog_folder
     from xr_physcube.io.store import check_replaceable
 
+    if fmt == "cog":
+        if resume:
+            raise FileExistsError("--resume applies to --format zarr only")
+        if store.exists() and not (overwrite and is_cog_folder(store)):
+            raise FileExistsError(
+                f"--out {store} exists; --overwrite replaces only a COG folder of a job"
+            )
+        return
     try:
         check_replaceable(store, overwrite, resume)
     except FileExistsError as err:
@@ -111,6 +120,12 @@ def run_tile_job(result, store: Path, args: argparse.Namespace, label: str) -> N
 
     print(f"{label}: {len(result.__dask_graph__())} tasks -> {store}")
     start = time.perf_counter()
+    if args.format == "cog":
+        from xr_physcube.io.geotiff import write_cogs
+
+        paths = write_cogs(result, store, overwrite=args.overwrite)
+        print(f"done in {time.perf_counter() - start:.1f} s: {len(paths)} COGs in {store}")
+        return
     write_job(result, store, args)
     elapsed = time.perf_counter() - start
     n_pix = int(np.prod([result.sizes[d] for d in ("time", "y", "x")]))
@@ -129,7 +144,7 @@ def _retrieve(args: argparse.Namespace) -> int:
     import xr_physcube.accessors  # noqa: F401  (registers .physics and .vae)
 
     store = Path(args.out)
-    check_out(store, args.overwrite, args.resume)
+    check_out(store, args.overwrite, args.resume, args.format)
     cube = _load_tile(args)
     print(cube)
     run_tile_job(_retrieval(cube, args), store, args, args.method)
@@ -154,7 +169,16 @@ def add_tile_arguments(job: argparse.ArgumentParser) -> None:
         type=stac_time,
         help="START/END, e.g. 2024-04-01/2024-07-31 ('..' for an open end)",
     )
-    job.add_argument("--out", required=True, help="Zarr store to write (must not exist)")
+    job.add_argument(
+        "--out", required=True, help="Zarr store (or COG folder) to write (must not exist)"
+    )
+    job.add_argument(
+        "--format",
+        choices=("zarr", "cog"),
+        default="zarr",
+        help="zarr (default: one store, region by region, resumable) or cog (one "
+        "Cloud-Optimized GeoTIFF per variable, dates as bands; each variable computed whole)",
+    )
     again = job.add_mutually_exclusive_group()
     again.add_argument(
         "--overwrite",
