@@ -12,6 +12,7 @@ import pytest
 import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
 import stac_testdata as td
+import torch
 import xarray as xr
 from test_stac import BOUNDS, TIME
 
@@ -77,6 +78,16 @@ def test_every_output_variable_has_cf_attributes(demo, season):
                 expected = STANDARD_NAMES[base] + (" standard_error" if base != name else "")
                 assert var.attrs.get("standard_name") == expected, (what, name)
     assert demo.physics.retrieve(["lai"]).lai.attrs["standard_name"] == "leaf_area_index"
+    # provenance: the model's checksum, which a changed weight changes
+    from xr_physcube.inverse.pretrained import load_pretrained
+
+    net = load_pretrained("s2")
+    first = demo.physics.retrieve(["lai"], model=net).attrs["model_sha256"]
+    assert first == demo.physics.retrieve(["lai"]).attrs["model_sha256"]
+    with torch.no_grad():
+        next(net.parameters()).add_(1e-3)
+    assert demo.physics.retrieve(["lai"], model=net).attrs["model_sha256"] != first
+    assert len(demo.vae.encode().attrs["model_sha256"]) == 16
 
 
 def test_outputs_do_not_change_the_input(demo):
@@ -132,3 +143,10 @@ def test_like_takes_any_georeferenced_dataset(stac_api_url):
     with pytest.raises(xr_physcube.exceptions.MetadataError, match="georeferenced"):
         bare = xr.Dataset(coords={"y": grid.y.values, "x": grid.x.values})  # no CRS
         load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=bare)
+
+
+def test_retrieve_keeps_the_per_date_angles_like_encode(demo):
+    retrieved, encoded = demo.physics.retrieve(["lai"]), demo.vae.encode()
+    for angle in ("tts", "tto", "psi"):
+        np.testing.assert_array_equal(retrieved[angle].values, demo[angle].values)
+        assert angle in encoded.coords

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xr_physcube.checkpoints import state_checksum
 from xr_physcube.cube.blockwise import (
     DEFAULT_BATCH,
     blockwise,
@@ -370,9 +371,8 @@ class VAEAccessor:
             out[f"{name}_std"] = std.isel(latent=i).assign_attrs(
                 std_attrs({**attrs, "long_name": f"posterior {attrs['long_name']}"})
             )
-        result = xr.Dataset(
-            out, attrs={"vae_model": "PhysVAE " + ("temporal" if temporal else "pixel")}
-        )
+        kind = "PhysVAE " + ("temporal" if temporal else "pixel")
+        result = xr.Dataset(out, attrs={"vae_model": kind, "model_sha256": state_checksum(net)})
         return result.assign_coords(side_coords(self._ds, tuple(mean.dims)))
 
     def decode(
