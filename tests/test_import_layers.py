@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "_data": 0,
     "_version": 0,
     "_extras": 0,
+    "_zarr": 0,
     "parameters": 0,
     "devices": 0,
     "checkpoints": 0,

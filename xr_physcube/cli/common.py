@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from xr_physcube.io.store import ZARR_FORMAT  # the one format of every store written
+from xr_physcube._zarr import ZARR_FORMAT  # the one format of every store written
 
 __all__ = ["ZARR_FORMAT", "non_negative_int", "positive_float", "positive_int", "stac_time"]
 

@@ -27,11 +27,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from xr_physcube._zarr import ZARR_FORMAT
 from xr_physcube.exceptions import IncompleteStoreError, InvalidArgumentError
-
-ZARR_FORMAT = 2
-"""Zarr format of every store the package writes (v2 with consolidated metadata; the v3
-specification has no consolidated metadata and zarr-python 3 warns on writing it)."""
 
 STATUS_ATTR = "xr_physcube_status"
 JOB_ATTR = "xr_physcube_job"
