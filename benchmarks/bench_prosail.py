@@ -6,7 +6,7 @@ Prints spectra/second for
       PyTorch and with ``Prosail(compile=True)`` (one fused kernel; compile time shown),
   (c) the same reduced to the 10 Sentinel-2 bands (PROSAIL on the SRFs' support only,
       745 of 2101 nm: the same convolution),
-  (d) the band mode: the SRFs' support every BAND_MODE_STEP nm (172 wavelengths), with
+  (d) the band mode: the SRFs' support every BAND_MODE_STEP nm (277 wavelengths), with
       its error against the full 1 nm convolution (max over the sets, reflectance),
 and the ratios to (a); the compiled runs again after ``keep_freed_memory()`` (glibc keeps
 freed temporaries instead of page-faulting them back in every chunk). Targets (issue

@@ -286,7 +286,7 @@ def test_band_mode_equals_the_full_convolution_within_its_bound():
     auto = Prosail(sensor=Sentinel2Bands())  # a 1 nm S2 sensor runs on the support too
     assert auto.wavelength_index.numel() == 745
     band = Prosail(sensor=Sentinel2Bands(band_step=BAND_MODE_STEP))
-    assert band.wavelength_index.numel() < 200
+    assert band.wavelength_index.numel() < 300
     error = (band(params).reflectance - full).abs().max()
     assert 1e-6 < error <= 1e-3  # approximate, and within the documented bound
     weights = band.sensor.weights

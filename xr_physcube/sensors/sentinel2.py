@@ -155,10 +155,11 @@ def srf_weights(
     return torch.as_tensor(srf / srf.sum(axis=0, keepdims=True), dtype=dtype, device=device)
 
 
-BAND_MODE_STEP = 5
-"""Step (nm) of the band mode used where bands suffice (the VAE decoders): 172
-wavelengths instead of 2101, <= 1e-3 reflectance from the full convolution (0.8e-3 max
-over 4000 PROSAIL draws; ``benchmarks/bench_prosail.py`` prints it)."""
+BAND_MODE_STEP = 3
+"""Step (nm) of the band mode used where bands suffice (the VAE decoders): 277
+wavelengths instead of 2101, <= 1e-3 reflectance from the full convolution (5.4e-4 max
+over 10,000 draws uniform over every PROSAIL parameter's full range, largest in the
+red-edge bands B5/B6; step 5 gave 1.6e-3; ``benchmarks/bench_prosail.py`` prints it)."""
 
 
 def band_support_grid(

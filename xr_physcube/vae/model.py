@@ -166,7 +166,7 @@ class VAEConfig:
     """Uniform PROSAIL grid step (nm), used only when ``band_step`` is None."""
     band_step: int | None = BAND_MODE_STEP
     """PROSAIL on the S2 SRFs' support every ``band_step`` nm (the band mode, <= 1e-3
-    reflectance from the full convolution; the step-5 uniform grid was 5.5e-3 off)."""
+    reflectance from the full convolution; the old uniform 5 nm grid was 5.5e-3 off)."""
     noise: str = "learned"  # "learned" (per-output sigma) or "fixed"
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     prior: str | PriorTable = "inverse"
