@@ -53,6 +53,10 @@ def test_benchmark_prints_its_ratios(name, tmp_path):
     ratios = _ratios(printed)
     assert ratios, printed
     assert all(r > 0 for r in ratios), printed
+    if name == "bench_prosail":  # the band mode's error, within its documented bound
+        error = re.search(rf"full 1 nm convolution: max \|error\| {NUMBER} reflectance", printed)
+        assert error and 0 < float(error.group(1)) <= 1e-3, printed
+        assert printed.count("target (") == 4, printed
     if name == "bench_sar_safy":  # the NumPy peer and ours did the same work
         diff = re.search(rf"max \|final biomass NumPy - ours\| = {NUMBER} g/m2", printed)
         assert diff and float(diff.group(1)) < 1e-2, printed
@@ -62,3 +66,17 @@ def test_every_benchmark_is_listed():
     scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
     tested_elsewhere = {"bench_real", "bench_s1_methods", "bench_noise"}
     assert set(TINY) | {"bench_inverse", "bench_vae"} | tested_elsewhere == scripts
+
+
+def test_bench_gpu_runs_or_says_there_is_no_device(tmp_path):
+    import torch
+
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_gpu.py"), "--n", "2000", "--pixels", "20000"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    if torch.cuda.is_available():
+        assert "VAE pixel encoder" in done.stdout and "ratio" in done.stdout
+    else:
+        assert "no CUDA device: nothing measured" in done.stdout
