@@ -24,6 +24,7 @@ TINY = {
     "bench_prosail": "--n 100 --n-ref 5 --repeat 1",
     "bench_cube": "--dates 2 --size 64 --chunk 32",
     "bench_datacube": "--pixels 60 --memory-size 16",
+    "bench_retrieval_speed": "--pixels 20000 --repeat 1",
 }
 NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
 
@@ -44,6 +45,7 @@ def _ratios(printed: str) -> list[float]:
     found = re.findall(rf"ratio(?: to \(a\) =|)\s+{NUMBER}x", printed)
     found += re.findall(rf"blockwise / in-memory:\s+{NUMBER}x", printed)
     found += re.findall(rf"vs (?:best baseline|inverse\+interp): {NUMBER}x", printed)
+    found += re.findall(rf"ratio \(b\)/\(a\) = {NUMBER}x", printed)
     return [float(r.replace(",", "")) for r in found]
 
 
