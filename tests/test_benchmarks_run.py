@@ -66,7 +66,7 @@ def test_benchmark_prints_its_ratios(name, tmp_path):
 
 def test_every_benchmark_is_listed():
     scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
-    tested_elsewhere = {"bench_real", "bench_s1_methods", "bench_noise"}
+    tested_elsewhere = {"bench_real", "bench_s1_methods", "bench_noise", "bench_gpu"}
     assert set(TINY) | {"bench_inverse", "bench_vae"} | tested_elsewhere == scripts
 
 

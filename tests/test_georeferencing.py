@@ -134,6 +134,8 @@ def test_like_takes_any_georeferenced_dataset(stac_api_url):
         warnings.simplefilter("ignore", UserWarning)
         s2 = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16)
         assert s2.rio.crs is not None and s2.rio.transform().a == 10.0
+        retrieved = s2.physics.retrieve(["lai"])  # a loader's cube, like the demo's
+        assert retrieved.rio.crs == s2.rio.crs and retrieved.rio.transform() == s2.rio.transform()
         grid = xr.Dataset(coords={"y": s2.y.values[:8], "x": s2.x.values[:8]})
         grid = grid.rio.write_crs(s2.rio.crs)  # a plain raster grid, not from load_s2
         s1 = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=grid)
