@@ -23,6 +23,7 @@ import torch
 import xarray as xr
 
 from xr_physcube.cube import grow as _grow
+from xr_physcube.cube import safy_calibration as _safy_calibration
 from xr_physcube.cube import soil_moisture as _soil_moisture
 from xr_physcube.cube.blockwise import (
     DEFAULT_BATCH,
@@ -430,3 +431,14 @@ class PhysicsAccessor:
         )
 
     grow.__doc__ = _grow.grow.__doc__
+
+    def calibrate_safy(
+        self,
+        lai: str = "lai",
+        weather: xr.Dataset | None = None,
+        crop: str = "maize",
+        **options: Any,
+    ) -> xr.Dataset:
+        return _safy_calibration.calibrate_safy(self._ds, lai, weather, crop, **options)
+
+    calibrate_safy.__doc__ = _safy_calibration.calibrate_safy.__doc__
