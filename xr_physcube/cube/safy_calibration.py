@@ -133,7 +133,7 @@ class CalibrationBlock:
         out = np.full((y.shape[0], self.size(n_days)), np.nan, np.float32)
         if not np.isfinite(t).all() or not np.isfinite(r).all():
             raise InvalidArgumentError("calibrate_safy(): weather has NaN or inf in a chunk")
-        if t.ndim == 1 or np.prod(t.shape[:-1]) == 1:
+        if np.prod(temp.shape[:-1]) == 1 and np.prod(rad.shape[:-1]) == 1:  # one series
             groups = [(t.reshape(-1, n_days)[0], r.reshape(-1, n_days)[0], np.arange(y.shape[0]))]
         else:
             tr = np.concatenate([t.reshape(-1, n_days), r.reshape(-1, n_days)], axis=1)
@@ -153,8 +153,8 @@ class CalibrationBlock:
         def fn(lai: torch.Tensor, std: torch.Tensor | None = None):
             dev = lai.device
             res = calibrate(
-                torch.as_tensor(tw, device=dev),
-                torch.as_tensor(rw, device=dev),
+                torch.tensor(tw, device=dev),
+                torch.tensor(rw, device=dev),
                 lai,
                 torch.as_tensor(self.obs_day, device=dev),
                 lai_std=std,
