@@ -24,6 +24,7 @@ TINY = {
     "bench_prosail": "--n 100 --n-ref 5 --repeat 1",
     "bench_cube": "--dates 2 --size 64 --chunk 32",
     "bench_datacube": "--pixels 60 --memory-size 16",
+    "bench_safy_calibration": "--pixels 200 --days 150",
 }
 NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
 

@@ -40,66 +40,96 @@ def _weather() -> xr.Dataset:
 
 def _truth(params: dict[str, list[float]]):
     w = _weather()
-    out = safy(w.temperature.values, w.radiation.values, emergence_width=1.0,
-               **{k: torch.tensor(v, dtype=torch.float64) for k, v in params.items()},
-               **{k: v for k, v in sc.MAIZE.fixed.items()})  # fmt: skip
+    out = safy(
+        w.temperature.values,
+        w.radiation.values,
+        emergence_width=1.0,
+        **{k: torch.tensor(v, dtype=torch.float64) for k, v in params.items()},
+        **{k: v for k, v in sc.MAIZE.fixed.items()},
+    )
     return out.glai.numpy(), out.biomass.numpy()
 
 
-TRUE = {"d0": [15.0, 24.0, 20.0, 12.0], "elue": [2.5, 3.2, 3.8, 2.9],
-        "pla": [0.6] * 4, "plb": [5e-4] * 4,
-        "stt": [1000.0, 1200.0, 900.0, 1100.0], "rs": [6000.0, 9000.0, 5000.0, 12000.0]}  # fmt: skip
+TRUE = {
+    "d0": [15.0, 24.0, 20.0, 12.0],
+    "elue": [2.5, 3.2, 3.8, 2.9],
+    "pla": [0.6] * 4,
+    "plb": [5e-4] * 4,
+    "stt": [1000.0, 1200.0, 900.0, 1100.0],
+    "rs": [6000.0, 9000.0, 5000.0, 12000.0],
+}
 
 
 def _cube(glai: np.ndarray, shape=(2, 2)) -> xr.Dataset:
     lai = glai[:, OBS].T.reshape(OBS.size, *shape).astype(np.float32)
     return xr.Dataset(
         {"lai": (("time", "y", "x"), lai)},
-        coords={"time": DAYS[OBS], "y": np.arange(shape[0]) * 10.0,
-                "x": np.arange(shape[1]) * 10.0},
-    )  # fmt: skip
+        coords={
+            "time": DAYS[OBS],
+            "y": np.arange(shape[0]) * 10.0,
+            "x": np.arange(shape[1]) * 10.0,
+        },
+    )
 
 
 # partitioning known (narrow bounds): what LAI identifies is recovered
 NARROW = dataclasses.replace(
     sc.MAIZE,
-    fitted={**sc.MAIZE.fitted,
-            "pla": sc._spec(sc.MAIZE.fitted["pla"], 0.59, 0.61, 0.6),
-            "plb": sc._spec(sc.MAIZE.fitted["plb"], 4.9e-4, 5.1e-4, 5e-4)},
-)  # fmt: skip
+    fitted={
+        **sc.MAIZE.fitted,
+        "pla": sc._spec(sc.MAIZE.fitted["pla"], 0.59, 0.61, 0.6),
+        "plb": sc._spec(sc.MAIZE.fitted["plb"], 4.9e-4, 5.1e-4, 5e-4),
+    },
+)
 
 
 def test_noiseless_fit_recovers_known_parameters_and_biomass():
     glai, biomass = _truth(TRUE)
     w = _weather()
-    res = sc.calibrate(torch.tensor(w.temperature.values, dtype=torch.float32),
-                       torch.tensor(w.radiation.values, dtype=torch.float32),
-                       torch.tensor(glai[:, OBS], dtype=torch.float32), torch.tensor(OBS),
-                       crop=NARROW, d0_bounds=(4.0, 30.0), steps=15, starts=3,
-                       lai_sigma=0.02)  # fmt: skip
+    res = sc.calibrate(
+        torch.tensor(w.temperature.values, dtype=torch.float32),
+        torch.tensor(w.radiation.values, dtype=torch.float32),
+        torch.tensor(glai[:, OBS], dtype=torch.float32),
+        torch.tensor(OBS),
+        crop=NARROW,
+        d0_bounds=(4.0, 30.0),
+        steps=15,
+        starts=3,
+        lai_sigma=0.02,
+    )
     assert float(res.rmse.max()) < 0.05
     np.testing.assert_allclose(res.params["d0"].numpy(), TRUE["d0"], atol=1.5)
     np.testing.assert_allclose(res.params["elue"].numpy(), TRUE["elue"], rtol=0.05)
     np.testing.assert_allclose(res.params["stt"].numpy(), TRUE["stt"], rtol=0.1)
     np.testing.assert_allclose(res.biomass[:, -1].numpy(), biomass[:, -1], rtol=0.05)
     # the grid alone (no gradient step) is worse than the gradient fit
-    grid = sc.calibrate(torch.tensor(w.temperature.values, dtype=torch.float32),
-                        torch.tensor(w.radiation.values, dtype=torch.float32),
-                        torch.tensor(glai[:, OBS], dtype=torch.float32), torch.tensor(OBS),
-                        crop=NARROW, d0_bounds=(4.0, 30.0), steps=0, starts=1,
-                        lai_sigma=0.02)  # fmt: skip
+    grid = sc.calibrate(
+        torch.tensor(w.temperature.values, dtype=torch.float32),
+        torch.tensor(w.radiation.values, dtype=torch.float32),
+        torch.tensor(glai[:, OBS], dtype=torch.float32),
+        torch.tensor(OBS),
+        crop=NARROW,
+        d0_bounds=(4.0, 30.0),
+        steps=0,
+        starts=1,
+        lai_sigma=0.02,
+    )
     assert float(grid.rmse.mean()) > float(res.rmse.mean())
 
 
 def test_both_jacobians_agree():
     glai, _ = _truth(TRUE)
     w = _weather()
-    args = (torch.tensor(w.temperature.values, dtype=torch.float32),
-            torch.tensor(w.radiation.values, dtype=torch.float32),
-            torch.tensor(glai[:2, OBS], dtype=torch.float32), torch.tensor(OBS))  # fmt: skip
+    args = (
+        torch.tensor(w.temperature.values, dtype=torch.float32),
+        torch.tensor(w.radiation.values, dtype=torch.float32),
+        torch.tensor(glai[:2, OBS], dtype=torch.float32),
+        torch.tensor(OBS),
+    )
     fd = sc.calibrate(*args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=4, grid_size=256)
-    ad = sc.calibrate(*args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=4, grid_size=256,
-                      jacobian="autodiff")  # fmt: skip
+    ad = sc.calibrate(
+        *args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=4, grid_size=256, jacobian="autodiff"
+    )
     np.testing.assert_allclose(ad.biomass[:, -1].numpy(), fd.biomass[:, -1].numpy(), rtol=0.05)
 
 
@@ -122,12 +152,20 @@ def test_nan_dates_are_ignored_and_empty_pixels_are_nan():
 
 def test_fitted_parameters_respect_the_bounds():
     w = _weather()
-    extremes = np.stack([np.full(OBS.size, 12.0), np.zeros(OBS.size),
-                         np.linspace(0, 9, OBS.size), np.linspace(9, 0, OBS.size)])  # fmt: skip
-    cube = xr.Dataset({"lai": (("time", "x"), extremes.T.astype(np.float32))},
-                      coords={"time": DAYS[OBS]})  # fmt: skip
-    res = cube.physics.calibrate_safy("lai", w, "maize", sowing="2024-04-05", steps=6,
-                                      prior_scale=100.0)  # fmt: skip
+    extremes = np.stack(
+        [
+            np.full(OBS.size, 12.0),
+            np.zeros(OBS.size),
+            np.linspace(0, 9, OBS.size),
+            np.linspace(9, 0, OBS.size),
+        ]
+    )
+    cube = xr.Dataset(
+        {"lai": (("time", "x"), extremes.T.astype(np.float32))}, coords={"time": DAYS[OBS]}
+    )
+    res = cube.physics.calibrate_safy(
+        "lai", w, "maize", sowing="2024-04-05", steps=6, prior_scale=100.0
+    )
     for name in sc.FITTED[1:]:
         spec = sc.MAIZE.fitted[name]
         assert (res[name].values >= spec.lower * (1 - 1e-5)).all(), name
@@ -156,8 +194,7 @@ def test_blockwise_equals_in_memory_and_is_lazy():
     np.testing.assert_allclose(computed.biomass.values, eager.biomass.values, rtol=1e-5)
     # final biomass is the last day of the trajectory; yield = HI x biomass
     np.testing.assert_allclose(eager.biomass.values[-1], eager.biomass_final.values, rtol=1e-6)
-    np.testing.assert_allclose(eager["yield"].values, 0.5 * eager.biomass_final.values,
-                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(eager["yield"].values, 0.5 * eager.biomass_final.values, rtol=1e-6)
 
 
 def test_per_pixel_weather_equals_shared_weather():
@@ -180,7 +217,8 @@ def test_cf_attributes_and_std_weighting():
     assert res.attrs["crop"] == "maize" and res.glai.dims == ("time", "y", "x")
     assert "biomass" not in res  # trajectory on request only
     weighted = cube.assign(lai_std=cube.lai_std * 10).physics.calibrate_safy(
-        "lai", _weather(), "maize", steps=1)
+        "lai", _weather(), "maize", steps=1
+    )
     assert (weighted.biomass_final_std.values > res.biomass_final_std.values).all()
 
 
@@ -191,8 +229,10 @@ def test_on_the_output_of_retrieve():
     lai = s2.physics.retrieve(["lai"], model="pretrained-s2")
     c = shipped_climate()
     days = pd.date_range("2024-01-01", periods=365)
-    w = xr.Dataset({"temperature": ("time", c.temperature), "radiation": ("time", c.radiation)},
-                   coords={"time": days})  # fmt: skip
+    w = xr.Dataset(
+        {"temperature": ("time", c.temperature), "radiation": ("time", c.radiation)},
+        coords={"time": days},
+    )
     res = lai.physics.calibrate_safy("lai", w, "wheat", steps=1).compute()
     assert res.biomass_final.shape == (4, 4) and np.isfinite(res.biomass_final.values).all()
     assert res.attrs["crop"] == "winter_wheat"
@@ -221,10 +261,46 @@ def test_bad_input_raises_typed_errors():
         cube.physics.calibrate_safy("lai", w.isel(time=slice(None, None, 2)), "maize")
     with pytest.raises(TimeAxisError, match="sowing"):
         cube.physics.calibrate_safy("lai", w, "maize", sowing="2030-01-01")
-    for kw, name in ((dict(grid_size=0), "grid_size"), (dict(steps=-1), "steps"),
-                     (dict(starts=2.5), "starts"), (dict(prior_scale=0.0), "prior_scale"),
-                     (dict(lai_sigma=-1.0), "lai_sigma"), (dict(batch_size=0), "batch_size"),
-                     (dict(jacobian="magic"), "jacobian"), (dict(emergence_width=0), "emergence"),
-                     (dict(sowing="not a date"), "sowing")):  # fmt: skip
+    for kw, name in (
+        (dict(grid_size=0), "grid_size"),
+        (dict(steps=-1), "steps"),
+        (dict(starts=2.5), "starts"),
+        (dict(prior_scale=0.0), "prior_scale"),
+        (dict(lai_sigma=-1.0), "lai_sigma"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(jacobian="magic"), "jacobian"),
+        (dict(emergence_width=0), "emergence"),
+        (dict(sowing="not a date"), "sowing"),
+    ):
         with pytest.raises(InvalidArgumentError, match=name):
             cube.physics.calibrate_safy("lai", w, "maize", **kw)
+
+
+def test_cli_writes_biomass_and_yield_maps(tmp_path, capsys):
+    from xr_physcube.cli import main
+
+    glai, _ = _truth(TRUE)
+    _cube(glai).to_zarr(tmp_path / "lai.zarr", zarr_format=2, consolidated=True)
+    w = _weather()
+    pd.DataFrame(
+        {"date": DAYS, "temperature": w.temperature.values, "radiation": w.radiation.values}
+    ).to_csv(tmp_path / "w.csv", index=False)
+    out = tmp_path / "maps.zarr"
+    argv = [
+        "calibrate-safy",
+        str(tmp_path / "lai.zarr"),
+        "--weather",
+        str(tmp_path / "w.csv"),
+        "--out",
+        str(out),
+        "--sowing",
+        "2024-04-01",
+        "--steps",
+        "1",
+    ]
+    assert main(argv) == 0
+    maps = xr.open_zarr(out)
+    assert maps.biomass_final.shape == (2, 2) and np.isfinite(maps["yield"].values).all()
+    assert main(argv) == 1  # exists: refused without --overwrite
+    assert main([*argv[:3], str(tmp_path / "missing.csv"), *argv[4:], "--overwrite"]) == 1
+    assert "does not exist" in capsys.readouterr().err

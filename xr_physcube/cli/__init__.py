@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from xr_physcube.cli.calibrate_safy import add_calibrate_safy_parser
 from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
 from xr_physcube.cli.retrieve import (
     S2_PRODUCTS,
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
     add_retrieve_parser(sub)
+    add_calibrate_safy_parser(sub)
     _add_train_parsers(sub)
     return parser
 

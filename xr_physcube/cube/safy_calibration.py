@@ -38,19 +38,25 @@ CALIBRATION_BATCH = 16_384
 
 SCALARS = ("biomass_final", "biomass_final_std", "yield", "yield_std", "rmse", "n_obs")
 _ATTRS: dict[str, dict[str, str]] = {
-    "biomass_final": {"long_name": "dry above-ground biomass at the end of the season "
-                      "(calibrated SAFY)", "units": "g m-2"},
-    "biomass_final_std": {"long_name": "standard deviation of biomass_final (Laplace "
-                          "approximation + spread of starts)", "units": "g m-2"},
-    "yield": {"long_name": "yield: harvest index x final dry above-ground biomass",
-              "units": "g m-2"},
+    "biomass_final": {
+        "long_name": "dry above-ground biomass at the end of the season (calibrated SAFY)",
+        "units": "g m-2",
+    },
+    "biomass_final_std": {
+        "long_name": "standard deviation of biomass_final (Laplace "
+        "approximation + spread of starts)",
+        "units": "g m-2",
+    },
+    "yield": {
+        "long_name": "yield: harvest index x final dry above-ground biomass",
+        "units": "g m-2",
+    },
     "yield_std": {"long_name": "standard deviation of yield", "units": "g m-2"},
-    "rmse": {"long_name": "RMSE of the calibrated GLAI on the valid LAI dates",
-             "units": "m2 m-2"},
+    "rmse": {"long_name": "RMSE of the calibrated GLAI on the valid LAI dates", "units": "m2 m-2"},
     "n_obs": {"long_name": "number of valid LAI dates used", "units": "1"},
     "glai": {"long_name": "green leaf area index (calibrated SAFY)", "units": "m2 m-2"},
     "biomass": {"long_name": "dry above-ground biomass (calibrated SAFY)", "units": "g m-2"},
-}  # fmt: skip
+}
 
 
 def _weather(weather: xr.Dataset, temperature: str, radiation: str):
@@ -139,13 +145,20 @@ class CalibrationBlock:
             tr = np.concatenate([t.reshape(-1, n_days), r.reshape(-1, n_days)], axis=1)
             uniq, inverse = np.unique(tr, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
-            groups = [(u[:n_days], u[n_days:], np.flatnonzero(inverse == i))
-                      for i, u in enumerate(uniq)]  # fmt: skip
+            groups = [
+                (u[:n_days], u[n_days:], np.flatnonzero(inverse == i)) for i, u in enumerate(uniq)
+            ]
         enough = np.isfinite(y).sum(-1) >= 3
         for tw, rw, rows in groups:
             arrays = [y[rows]] + ([s[rows]] if s is not None else [])
-            res = map_rows(self._fit(tw, rw), arrays, out_shapes=[(out.shape[1],)],
-                           batch=self.batch, device=self.device, valid=enough[rows])  # fmt: skip
+            res = map_rows(
+                self._fit(tw, rw),
+                arrays,
+                out_shapes=[(out.shape[1],)],
+                batch=self.batch,
+                device=self.device,
+                valid=enough[rows],
+            )
             out[rows] = res[0]
         return (out.reshape(*shape, -1),)
 
@@ -244,14 +257,18 @@ def calibrate_safy(
     if not isinstance(trajectory, bool):
         raise InvalidArgumentError(f"trajectory must be True or False; got {trajectory!r}")
     if isinstance(emergence_width, bool) or not 0.05 <= float(emergence_width) <= 10.0:
-        raise InvalidArgumentError(f"emergence_width must lie in [0.05, 10] days; "
-                                   f"got {emergence_width!r}")  # fmt: skip
+        raise InvalidArgumentError(
+            f"emergence_width must lie in [0.05, 10] days; got {emergence_width!r}"
+        )
     if weather is None:
-        raise MissingVariableError("calibrate_safy() needs weather= (daily temperature and "
-                                   "radiation Dataset)")  # fmt: skip
+        raise MissingVariableError(
+            "calibrate_safy() needs weather= (daily temperature and radiation Dataset)"
+        )
     if lai not in ds.variables:
-        raise MissingVariableError(f"calibrate_safy() needs the LAI variable {lai!r}; the "
-                                   f"Dataset has {sorted(map(str, ds.data_vars))}")  # fmt: skip
+        raise MissingVariableError(
+            f"calibrate_safy() needs the LAI variable {lai!r}; the "
+            f"Dataset has {sorted(map(str, ds.data_vars))}"
+        )
     require(ds, [lai], "calibrate_safy()")
     y = ds[lai].reset_coords(drop=True)
     if "time" not in y.dims:
@@ -267,8 +284,9 @@ def calibrate_safy(
     for da in (temp, rad):
         extra = [d for d in da.dims if d != "day" and d not in space_dims]
         if extra:
-            raise DimensionError(f"calibrate_safy(): weather dims {extra} are not dims of "
-                                 f"{lai!r} {y.dims}")  # fmt: skip
+            raise DimensionError(
+                f"calibrate_safy(): weather dims {extra} are not dims of {lai!r} {y.dims}"
+            )
     std_name = f"{lai}_std" if lai_std == "auto" else lai_std
     inputs = [y.transpose(*space_dims, "time")]
     if std_name is not None and (lai_std != "auto" or std_name in ds.variables):
@@ -278,11 +296,21 @@ def calibrate_safy(
     d0_bounds = _d0_bounds(sowing, days, prior)
     if y.chunks is not None:
         spatial = {d: c for d, c in y.chunksizes.items() if d != "time"}
-        temp, rad = (da.chunk({d: spatial.get(d, -1) for d in da.dims if d != "day"})
-                     for da in (temp, rad))  # fmt: skip
-    options = dict(crop=prior, d0_bounds=d0_bounds, grid_size=grid_size, starts=starts,
-                   steps=steps, prior_scale=prior_scale, lai_sigma=lai_sigma,
-                   jacobian=jacobian, emergence_width=float(emergence_width), seed=seed)  # fmt: skip
+        temp, rad = (
+            da.chunk({d: spatial.get(d, -1) for d in da.dims if d != "day"}) for da in (temp, rad)
+        )
+    options = dict(
+        crop=prior,
+        d0_bounds=d0_bounds,
+        grid_size=grid_size,
+        starts=starts,
+        steps=steps,
+        prior_scale=prior_scale,
+        lai_sigma=lai_sigma,
+        jacobian=jacobian,
+        emergence_width=float(emergence_width),
+        seed=seed,
+    )
     block = CalibrationBlock(obs_day, has_std, trajectory, options, batch_size, device)
     n_days = days.size
     (packed,) = blockwise(

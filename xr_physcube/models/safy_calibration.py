@@ -209,8 +209,10 @@ def check_options(
         raise InvalidArgumentError(f"steps must be a whole number >= 0; got {steps!r}")
     if starts > grid_size:
         raise InvalidArgumentError(f"starts ({starts}) must be <= grid_size ({grid_size})")
-    for name, value, lo, hi in (("prior_scale", prior_scale, 1e-3, 100.0),
-                                ("lai_sigma", lai_sigma, 1e-3, 10.0)):  # fmt: skip
+    for name, value, lo, hi in (
+        ("prior_scale", prior_scale, 1e-3, 100.0),
+        ("lai_sigma", lai_sigma, 1e-3, 10.0),
+    ):
         if not isinstance(value, (int, float)) or not lo <= float(value) <= hi:
             raise InvalidArgumentError(f"{name} must lie in [{lo:g}, {hi:g}]; got {value!r}")
     if jacobian not in JACOBIANS:
@@ -220,16 +222,20 @@ def check_options(
 class _Space:
     """The bounded map z -> θ for the fitted parameters of one crop and d0 window."""
 
-    def __init__(self, prior: CropPrior, d0_bounds: tuple[float, float], scale: float, dtype,
-                 device):  # fmt: skip
+    def __init__(
+        self, prior: CropPrior, d0_bounds: tuple[float, float], scale: float, dtype, device
+    ):
         specs = {"d0": _spec(D0, *d0_bounds, 0.5 * (d0_bounds[0] + d0_bounds[1]))}
         specs.update(prior.fitted)
         lo = [specs[n].lower for n in FITTED]
         hi = [specs[n].upper for n in FITTED]
         c = [specs[n].default for n in FITTED]
         logs = torch.tensor([n in LOG_SCALED for n in FITTED], device=device)
-        f = lambda v: torch.where(logs, torch.log(torch.tensor(v, dtype=torch.float64)),  # noqa: E731
-                                  torch.tensor(v, dtype=torch.float64)).to(device)  # fmt: skip
+
+        def f(values: list[float]) -> torch.Tensor:  # log for the log-scaled parameters
+            v = torch.tensor(values, dtype=torch.float64, device=device)
+            return torch.where(logs, torch.log(v), v)
+
         self.lo, self.hi, self.logs = f(lo).to(dtype), f(hi).to(dtype), logs
         self.s0 = ((f(c) - f(lo)) / (f(hi) - f(lo))).to(dtype)
         self.has_prior = torch.tensor([n != "d0" for n in FITTED], device=device)
@@ -366,25 +372,57 @@ def calibrate(
     """
     check_options(grid_size, starts, steps, prior_scale, lai_sigma, jacobian)
     with _no_denormals():
-        return _calibrate(temperature, radiation, lai, obs_day, lai_std, crop_prior(crop),
-                          d0_bounds, grid_size, starts, steps, prior_scale, lai_sigma,
-                          jacobian, emergence_width, seed)  # fmt: skip
+        return _calibrate(
+            temperature,
+            radiation,
+            lai,
+            obs_day,
+            lai_std,
+            crop_prior(crop),
+            d0_bounds,
+            grid_size,
+            starts,
+            steps,
+            prior_scale,
+            lai_sigma,
+            jacobian,
+            emergence_width,
+            seed,
+        )
 
 
-def _calibrate(temperature, radiation, lai, obs_day, lai_std, prior, d0_bounds, grid_size,
-               starts, steps, prior_scale, lai_sigma, jacobian, emergence_width, seed):  # fmt: skip
+def _calibrate(
+    temperature,
+    radiation,
+    lai,
+    obs_day,
+    lai_std,
+    prior,
+    d0_bounds,
+    grid_size,
+    starts,
+    steps,
+    prior_scale,
+    lai_sigma,
+    jacobian,
+    emergence_width,
+    seed,
+):
     temp = torch.as_tensor(temperature).reshape(1, -1)
     rad = torch.as_tensor(radiation, dtype=temp.dtype).reshape(1, -1)
     n_days = temp.shape[-1]
     if lai.ndim != 2 or obs_day.ndim != 1 or lai.shape[1] != obs_day.shape[0]:
-        raise DimensionError(f"lai must be (N, n_obs) with obs_day (n_obs,); got "
-                             f"{tuple(lai.shape)} and {tuple(obs_day.shape)}")  # fmt: skip
+        raise DimensionError(
+            f"lai must be (N, n_obs) with obs_day (n_obs,); got "
+            f"{tuple(lai.shape)} and {tuple(obs_day.shape)}"
+        )
     if d0_bounds is None:
         d0_bounds = (0.0, float(max(1, n_days - 30)))
     lo, hi = float(d0_bounds[0]), min(float(d0_bounds[1]), n_days - 1.0)
     if not 0 <= lo < hi:
-        raise InvalidArgumentError(f"d0_bounds must satisfy 0 <= first < last <= {n_days - 1}; "
-                                   f"got {d0_bounds}")  # fmt: skip
+        raise InvalidArgumentError(
+            f"d0_bounds must satisfy 0 <= first < last <= {n_days - 1}; got {d0_bounds}"
+        )
     dtype, dev = temp.dtype, temp.device
     space = _Space(prior, (lo, hi), prior_scale, dtype, dev)
     obs_day = obs_day.to(dev).long()
@@ -393,8 +431,9 @@ def _calibrate(temperature, radiation, lai, obs_day, lai_std, prior, d0_bounds, 
     w = torch.where(valid & torch.isfinite(std), 1.0 / std**2, torch.zeros_like(lai))
     y = torch.where(valid, lai, torch.zeros_like(lai))
     n = lai.shape[0]
-    s = _grid_starts(temp, rad, y, w, obs_day, space, prior.fixed, emergence_width, grid_size,
-                     starts, seed)  # fmt: skip
+    s = _grid_starts(
+        temp, rad, y, w, obs_day, space, prior.fixed, emergence_width, grid_size, starts, seed
+    )
     s = s.reshape(n * starts, -1).clamp(1e-3, 1 - 1e-3)
     yk, wk = y.repeat_interleave(starts, 0), w.repeat_interleave(starts, 0)
     sw = wk.sqrt()
@@ -402,8 +441,9 @@ def _calibrate(temperature, radiation, lai, obs_day, lai_std, prior, d0_bounds, 
     best = None
     sqrt_p = space.inv_tau
     for it in range(steps + 1):
-        r, jac, bio, dbio = _residuals(temp, rad, s, yk, sw, space, prior.fixed,
-                                                emergence_width, jacobian, obs_day)  # fmt: skip
+        r, jac, bio, dbio = _residuals(
+            temp, rad, s, yk, sw, space, prior.fixed, emergence_width, jacobian, obs_day
+        )
         rp = (s - space.s0) * sqrt_p
         cost = 0.5 * (r * r).sum(-1) + 0.5 * (rp * rp).sum(-1)
         state = (s, r, jac, bio, dbio, rp, cost)
@@ -412,13 +452,15 @@ def _calibrate(temperature, radiation, lai, obs_day, lai_std, prior, d0_bounds, 
         else:
             better = cost < best[-1]
             lam = torch.where(better, lam / 3.0, lam * 4.0)
-            best = tuple(torch.where(_expand(better, a), a, b) for a, b in zip(state, best))
+            best = tuple(
+                torch.where(_expand(better, a), a, b) for a, b in zip(state, best, strict=True)
+            )
         if it == steps:
             break
         s_b, r_b, j_b, _, _, rp_b, _ = best
         jp = torch.diag_embed(sqrt_p * s_b * (1 - s_b))  # prior residual wrt z
         a = j_b.transpose(1, 2) @ j_b + jp.transpose(1, 2) @ jp
-        g = (j_b.transpose(1, 2) @ r_b.unsqueeze(-1) + jp.transpose(1, 2) @ rp_b.unsqueeze(-1))
+        g = j_b.transpose(1, 2) @ r_b.unsqueeze(-1) + jp.transpose(1, 2) @ rp_b.unsqueeze(-1)
         diag = torch.diagonal(a, dim1=1, dim2=2)
         damped = a + torch.diag_embed(lam[:, None] * diag + 1e-6)
         dz = -torch.linalg.solve(damped, g).squeeze(-1).clamp(-3.0, 3.0)
