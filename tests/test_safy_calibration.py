@@ -126,9 +126,9 @@ def test_both_jacobians_agree():
         torch.tensor(glai[:2, OBS], dtype=torch.float32),
         torch.tensor(OBS),
     )
-    fd = sc.calibrate(*args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=4, grid_size=256)
+    fd = sc.calibrate(*args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=2, grid_size=256)
     ad = sc.calibrate(
-        *args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=4, grid_size=256, jacobian="autodiff"
+        *args, crop=NARROW, d0_bounds=(4.0, 30.0), steps=2, grid_size=256, jacobian="autodiff"
     )
     np.testing.assert_allclose(ad.biomass[:, -1].numpy(), fd.biomass[:, -1].numpy(), rtol=0.05)
 
@@ -222,20 +222,36 @@ def test_cf_attributes_and_std_weighting():
     assert (weighted.biomass_final_std.values > res.biomass_final_std.values).all()
 
 
-def test_on_the_output_of_retrieve():
-    from xr_physcube.io.demo import load_demo
-
-    s2 = load_demo(size=4, chunks=None)
-    lai = s2.physics.retrieve(["lai"], model="pretrained-s2")
+def _year_weather() -> xr.Dataset:
     c = shipped_climate()
     days = pd.date_range("2024-01-01", periods=365)
-    w = xr.Dataset(
+    return xr.Dataset(
         {"temperature": ("time", c.temperature), "radiation": ("time", c.radiation)},
         coords={"time": days},
     )
-    res = lai.physics.calibrate_safy("lai", w, "wheat", steps=1).compute()
+
+
+@pytest.fixture(scope="module")
+def demo_s2():
+    from xr_physcube.io.demo import load_demo
+
+    return load_demo(size=4, chunks=None)
+
+
+def test_on_the_output_of_retrieve(demo_s2):
+    lai = demo_s2.physics.retrieve(["lai"], model="pretrained-s2")
+    assert "lai_std" in lai  # used as weights
+    res = lai.physics.calibrate_safy("lai", _year_weather(), "wheat", steps=1).compute()
     assert res.biomass_final.shape == (4, 4) and np.isfinite(res.biomass_final.values).all()
     assert res.attrs["crop"] == "winter_wheat"
+
+
+def test_on_the_output_of_the_data_cube(demo_s2):
+    cube = demo_s2.drop_vars(["VV", "VH", "theta"]).vae.datacube()
+    res = cube.physics.calibrate_safy("lai", _year_weather(), "maize", steps=1)
+    res = res.compute()
+    assert np.isfinite(res.biomass_final.values).all()
+    assert int(res.n_obs.max()) == cube.sizes["time"]
 
 
 def test_bad_input_raises_typed_errors():
