@@ -33,8 +33,9 @@ from xr_physcube.models.safy_calibration import (
     crop_prior,
 )
 
-CALIBRATION_BATCH = 16_384
-"""Pixels per calibration call inside a chunk (about 8 kB per pixel for 200 days)."""
+CALIBRATION_BATCH = 4096
+"""Pixel-starts per calibration call inside a chunk (``batch_size // starts`` pixels);
+the finite-difference Jacobian needs about 35 kB per pixel-start for a 200-day season."""
 
 SCALARS = ("biomass_final", "biomass_final_std", "yield", "yield_std", "rmse", "n_obs")
 _ATTRS: dict[str, dict[str, str]] = {
@@ -155,7 +156,7 @@ class CalibrationBlock:
                 self._fit(tw, rw),
                 arrays,
                 out_shapes=[(out.shape[1],)],
-                batch=self.batch,
+                batch=max(1, self.batch // self.options["starts"]),
                 device=self.device,
                 valid=enough[rows],
             )
@@ -233,7 +234,8 @@ def calibrate_safy(
         trajectory: also return the daily ``biomass`` (time, y, x).
         grid_size, starts, steps, prior_scale, lai_sigma, jacobian, emergence_width,
             seed: options of :func:`~xr_physcube.models.safy_calibration.calibrate`.
-        batch_size: pixels per calibration call inside a chunk (bounds memory).
+        batch_size: pixel-starts per calibration call inside a chunk (bounds memory:
+            about 35 kB each for 200 days; ``batch_size // starts`` pixels per call).
         device: "cpu", "cuda" or None (CUDA when available).
 
     Returns:
