@@ -320,3 +320,12 @@ def test_cli_writes_biomass_and_yield_maps(tmp_path, capsys):
     assert main(argv) == 1  # exists: refused without --overwrite
     assert main([*argv[:3], str(tmp_path / "missing.csv"), *argv[4:], "--overwrite"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_progress_bar_and_small_batches_give_the_same_result(capsys):
+    glai, _ = _truth(TRUE)
+    cube, w = _cube(glai), _weather()
+    a = cube.physics.calibrate_safy("lai", w, "maize", steps=1)
+    b = cube.physics.calibrate_safy("lai", w, "maize", steps=1, batch_size=1, progress=True)
+    np.testing.assert_allclose(a.biomass_final.values, b.biomass_final.values, rtol=1e-5)
+    assert "calibrate_safy" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
 from xr_physcube.cube.blockwise import blockwise, check_batch_size, map_rows, require
 from xr_physcube.cube.grow import daily_times
@@ -121,9 +122,10 @@ class CalibrationBlock:
     """lai (..., T), [lai_std (..., T)], temperature, radiation (..., n_days) ->
     packed (..., K): fitted parameters, scalars, daily GLAI [, daily biomass]."""
 
-    def __init__(self, obs_day, has_std, trajectory, options, batch, device):
+    def __init__(self, obs_day, has_std, trajectory, options, batch, device, progress=False):
         self.obs_day, self.has_std, self.trajectory = np.asarray(obs_day), has_std, trajectory
         self.options, self.batch, self.device = dict(options), batch, device
+        self.progress = progress
 
     def size(self, n_days: int) -> int:
         return len(FITTED) + len(SCALARS) + n_days * (2 if self.trajectory else 1)
@@ -150,17 +152,26 @@ class CalibrationBlock:
                 (u[:n_days], u[n_days:], np.flatnonzero(inverse == i)) for i, u in enumerate(uniq)
             ]
         enough = np.isfinite(y).sum(-1) >= 3
-        for tw, rw, rows in groups:
-            arrays = [y[rows]] + ([s[rows]] if s is not None else [])
-            res = map_rows(
-                self._fit(tw, rw),
-                arrays,
-                out_shapes=[(out.shape[1],)],
-                batch=max(1, self.batch // self.options["starts"]),
-                device=self.device,
-                valid=enough[rows],
-            )
-            out[rows] = res[0]
+        batch = max(1, self.batch // self.options["starts"])
+        bar = tqdm(
+            total=int(enough.sum()), unit="px", disable=not self.progress, desc="calibrate_safy"
+        )
+        for tw, rw, group in groups:
+            fit = self._fit(tw, rw)
+            for i in range(0, group.size, batch):
+                rows = group[i : i + batch]
+                arrays = [y[rows]] + ([s[rows]] if s is not None else [])
+                res = map_rows(
+                    fit,
+                    arrays,
+                    out_shapes=[(out.shape[1],)],
+                    batch=batch,
+                    device=self.device,
+                    valid=enough[rows],
+                )
+                out[rows] = res[0]
+                bar.update(int(enough[rows].sum()))
+        bar.close()
         return (out.reshape(*shape, -1),)
 
     def _fit(self, tw: np.ndarray, rw: np.ndarray):
@@ -208,6 +219,7 @@ def calibrate_safy(
     seed: int = 0,
     batch_size: int = CALIBRATION_BATCH,
     device: str | torch.device | None = "cpu",
+    progress: bool = False,
 ) -> xr.Dataset:
     """Calibrate SAFY per pixel on an LAI series; biomass and yield maps (Battude et al.
     2016). Method: :mod:`xr_physcube.models.safy_calibration` (bounded crop priors, a
@@ -237,6 +249,12 @@ def calibrate_safy(
         batch_size: pixel-starts per calibration call inside a chunk (bounds memory:
             about 35 kB each for 200 days; ``batch_size // starts`` pixels per call).
         device: "cpu", "cuda" or None (CUDA when available).
+        progress: a tqdm progress bar per chunk (pixels calibrated), for long
+            in-memory runs (on dask, use its progress bar instead).
+
+    Weather shared by many pixels (one series, or a coarse weather grid) is cheap: the
+    coarse grid runs once per distinct series in a chunk; weather that differs on every
+    pixel costs ``grid_size`` SAFY runs per pixel (lower ``grid_size`` then).
 
     Returns:
         Dataset on the spatial dims of ``lai``: the fitted ``d0`` (day index into the
@@ -256,8 +274,9 @@ def calibrate_safy(
     prior = crop_prior(crop)
     check_options(grid_size, starts, steps, prior_scale, lai_sigma, jacobian)
     batch_size = check_batch_size(batch_size)
-    if not isinstance(trajectory, bool):
-        raise InvalidArgumentError(f"trajectory must be True or False; got {trajectory!r}")
+    for flag, value in (("trajectory", trajectory), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(f"{flag} must be True or False; got {value!r}")
     if isinstance(emergence_width, bool) or not 0.05 <= float(emergence_width) <= 10.0:
         raise InvalidArgumentError(
             f"emergence_width must lie in [0.05, 10] days; got {emergence_width!r}"
@@ -313,7 +332,7 @@ def calibrate_safy(
         emergence_width=float(emergence_width),
         seed=seed,
     )
-    block = CalibrationBlock(obs_day, has_std, trajectory, options, batch_size, device)
+    block = CalibrationBlock(obs_day, has_std, trajectory, options, batch_size, device, progress)
     n_days = days.size
     (packed,) = blockwise(
         block,
