@@ -3,7 +3,7 @@ calibrated per pixel, ``ds.physics.calibrate_safy``), written to a Zarr store.
 
 xr-physcube calibrate-safy LAI.zarr --weather WEATHER --out maps.zarr
     [--crop maize|winter_wheat] [--sowing DATE] [--lai lai] [--trajectory]
-    [--steps 3] [--starts 1] [--grid-size 2048] [--overwrite]
+    [--steps 2] [--starts 1] [--grid-size 2048] [--overwrite]
 
 ``WEATHER`` is a Zarr store or a CSV file (a ``date`` or ``time`` column, then the
 ``--temperature`` (°C, daily mean) and ``--radiation`` (MJ m⁻² day⁻¹) columns) on a
@@ -108,7 +108,7 @@ def add_calibrate_safy_parser(sub) -> None:
     job.add_argument("--temperature", default="temperature", help="weather variable, degC")
     job.add_argument("--radiation", default="radiation", help="weather variable, MJ m-2 d-1")
     job.add_argument("--trajectory", action="store_true", help="also write daily biomass")
-    job.add_argument("--steps", type=non_negative_int, default=3, help="gradient steps")
+    job.add_argument("--steps", type=non_negative_int, default=2, help="gradient (LM) steps")
     job.add_argument("--starts", type=positive_int, default=1, help="grid starts refined")
     job.add_argument("--grid-size", type=positive_int, default=2048, help="coarse-grid size")
     job.add_argument("--overwrite", action="store_true", help="replace an existing --out store")

@@ -211,7 +211,7 @@ def calibrate_safy(
     trajectory: bool = False,
     grid_size: int = 2048,
     starts: int = 1,
-    steps: int = 3,
+    steps: int = 2,
     prior_scale: float = 1.0,
     lai_sigma: float = 0.5,
     jacobian: str = "finite-difference",

@@ -339,7 +339,7 @@ def calibrate(
     d0_bounds: tuple[float, float] | None = None,
     grid_size: int = 2048,
     starts: int = 2,
-    steps: int = 4,
+    steps: int = 2,
     prior_scale: float = 1.0,
     lai_sigma: float = 0.5,
     jacobian: str = "finite-difference",
