@@ -19,6 +19,7 @@ from xr_physcube.exceptions import (
     DimensionError,
     InvalidArgumentError,
     MissingVariableError,
+    OutOfRangeError,
     TimeAxisError,
 )
 from xr_physcube.models import safy_calibration as sc
@@ -329,3 +330,21 @@ def test_progress_bar_and_small_batches_give_the_same_result(capsys):
     b = cube.physics.calibrate_safy("lai", w, "maize", steps=1, batch_size=1, progress=True)
     np.testing.assert_allclose(a.biomass_final.values, b.biomass_final.values, rtol=1e-5)
     assert "calibrate_safy" in capsys.readouterr().err
+
+
+def test_model_level_checks():
+    t = torch.full((50,), 15.0)
+    r = torch.full((50,), 20.0)
+    lai = torch.ones(2, 5)
+    day = torch.arange(5) * 10
+    bad = t.clone()
+    bad[3] = float("nan")
+    with pytest.raises(OutOfRangeError, match="temperature"):
+        sc.calibrate(bad, r, lai, day)
+    with pytest.raises(DimensionError):
+        sc.calibrate(t, r, lai, day[:3])
+    with pytest.raises(InvalidArgumentError, match="d0_bounds"):
+        sc.calibrate(t, r, lai, day, d0_bounds=(30.0, 10.0))
+    with pytest.raises(InvalidArgumentError, match="starts"):
+        sc.calibrate(t, r, lai, day, grid_size=4, starts=5)
+    assert sc.crop_prior("Corn") is sc.MAIZE and sc.crop_prior("wheat") is sc.WINTER_WHEAT

@@ -60,9 +60,11 @@ from xr_physcube.models.safy import (
     ELUE,
     PLA,
     PLB,
+    RADIATION,
     RS,
     SAFY_PARAMETERS,
     STT,
+    TEMPERATURE,
     SafyParameters,
     safy,
 )
@@ -317,9 +319,10 @@ def _residuals(temp, rad, s, y, sw, space, fixed, ew, jacobian, obs_day):
 
 @contextlib.contextmanager
 def _no_denormals():
-    """Flush denormal floats to zero while calibrating: the tails of SAFY's smooth
-    emergence step (sigmoid far from ``d0``) are denormal in float32 and make every
-    operation on them about 10x slower on x86 CPUs. Restored afterwards (torch default)."""
+    """Flush denormal floats to zero while calibrating (in the calling thread): for some
+    parameter sets SAFY's float32 intermediates become denormal, which x86 CPUs process
+    very slowly (measured here: a 434-pixel, 200-day forward run took 2.4 s instead of
+    about 0.1 s). Restored afterwards (torch's default is off)."""
     changed = torch.set_flush_denormal(True)
     try:
         yield
@@ -338,7 +341,7 @@ def calibrate(
     crop: str | CropPrior = "maize",
     d0_bounds: tuple[float, float] | None = None,
     grid_size: int = 2048,
-    starts: int = 2,
+    starts: int = 1,
     steps: int = 2,
     prior_scale: float = 1.0,
     lai_sigma: float = 0.5,
@@ -358,19 +361,32 @@ def calibrate(
         crop: a name of :data:`CROPS` (or alias) or a :class:`CropPrior`.
         d0_bounds: (first, last) emergence day searched (0-based indices into the
             series); default the whole series but its last 30 days.
-        grid_size: coarse-grid members (≥ starts); steps of the fit: LM iterations
-            (0 = grid only); starts: best grid members refined per pixel.
+        grid_size: members of the coarse Sobol' grid (≥ ``starts``), ≥ 1.
+        starts: best grid members refined per pixel (the best fit is kept), ≥ 1.
+        steps: Levenberg–Marquardt iterations, ≥ 0 (0 = the grid alone).
         prior_scale: multiplies the crop's prior widths (:attr:`CropPrior.widths`),
             in [0.001, 100] (large = nearly flat within the bounds).
         lai_sigma: LAI error (m² m⁻²) without ``lai_std``, in [0.001, 10].
         jacobian: "autodiff" (forward-mode AD through SAFY) or "finite-difference".
-        emergence_width: SAFY's smooth emergence step (days, > 0).
+        emergence_width: SAFY's smooth emergence step, days, in [0.05, 10].
         seed: seed of the scrambled Sobol' grid.
 
     Returns:
         :class:`Calibration`. Pixels with fewer than 3 valid dates are NaN.
+
+    Raises:
+        InvalidArgumentError: a bad option (named, with its range), an unknown crop,
+            bad ``d0_bounds``.
+        OutOfRangeError: NaN or out-of-range weather.
+        DimensionError: ``lai`` and ``obs_day`` shapes that do not match.
     """
     check_options(grid_size, starts, steps, prior_scale, lai_sigma, jacobian)
+    if isinstance(emergence_width, bool) or not 0.05 <= float(emergence_width) <= 10.0:
+        raise InvalidArgumentError(
+            f"emergence_width must lie in [0.05, 10] days; got {emergence_width!r}"
+        )
+    TEMPERATURE.check(temperature, "calibrate (weather)")
+    RADIATION.check(radiation, "calibrate (weather)")
     with _no_denormals():
         return _calibrate(
             temperature,
