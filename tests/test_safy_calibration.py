@@ -212,7 +212,11 @@ def test_cf_attributes_and_std_weighting():
     glai, _ = _truth(TRUE)
     cube = _cube(glai)
     cube["lai_std"] = xr.full_like(cube.lai, 0.3)
+    cube = cube.assign_coords(spatial_ref=0, parcel=(("y", "x"), [[1, 1], [2, 2]]))
+    cube.attrs["crs"] = "EPSG:32631"
     res = cube.physics.calibrate_safy("lai", _weather(), "maize", steps=1)
+    assert "spatial_ref" in res.coords and res.parcel.dims == ("y", "x")
+    assert res.attrs["crs"] == "EPSG:32631"
     for name in ("d0", "elue", "biomass_final", "yield", "yield_std", "rmse", "glai"):
         assert res[name].attrs["units"] and res[name].attrs["long_name"], name
     assert res.attrs["crop"] == "maize" and res.glai.dims == ("time", "y", "x")

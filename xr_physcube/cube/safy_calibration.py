@@ -18,7 +18,13 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from xr_physcube.cube.blockwise import blockwise, check_batch_size, map_rows, require
+from xr_physcube.cube.blockwise import (
+    blockwise,
+    check_batch_size,
+    map_rows,
+    require,
+    side_coords,
+)
 from xr_physcube.cube.grow import daily_times
 from xr_physcube.exceptions import (
     DimensionError,
@@ -370,6 +376,7 @@ def _unpack(packed, days, space_dims, prior, trajectory, ds, y, options) -> xr.D
         out[name].attrs = _ATTRS[name]
     result = xr.Dataset(out)
     result = result.assign_coords({d: ds[d] for d in space_dims if d in ds.coords})
+    result = result.assign_coords(side_coords(ds, tuple(space_dims)))  # e.g. spatial_ref
     opts = {k: v for k, v in options.items() if k not in ("crop", "d0_bounds")}
     result.attrs = {
         "source": "SAFY calibrated per pixel on green LAI (xr_physcube.models.safy_calibration;"
@@ -377,5 +384,6 @@ def _unpack(packed, days, space_dims, prior, trajectory, ds, y, options) -> xr.D
         "crop": prior.name,
         "harvest_index": prior.hi,
         **{f"calibration_{k}": str(v) for k, v in opts.items()},
+        **({"crs": ds.attrs["crs"]} if "crs" in ds.attrs else {}),
     }
     return result
