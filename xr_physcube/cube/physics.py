@@ -1,5 +1,5 @@
 """The ``ds.physics`` accessor: forward models, retrievals, soil moisture from Sentinel-1
-series and SAFY crop growth on a cube.
+series, SAFY crop growth on a cube and SAFY calibrated per pixel on an LAI series.
 
 Glue only: each method gathers the variables a model needs from the Dataset and maps a
 block function over the chunks with the one mechanism of
