@@ -157,6 +157,13 @@ S1_DATES = (
 S1_VV = (0.08, 0.05)  # linear sigma0 per date (spatially uniform + a gradient below)
 S1_VH = (0.015, 0.01)
 S1_INCIDENCE_1 = 39.2
+S1_THETA = (S1_INCIDENCE_1, 37.55)  # per date: the item's angle, then the IW mid-swath fallback
+
+
+def gamma0_to_sigma0_factor(date_index: int) -> float:
+    """The S1 assets are RTC gamma0 (like Planetary Computer's ``sentinel-1-rtc``): the
+    loader returns sigma0 = gamma0 cos(theta)."""
+    return float(np.cos(np.deg2rad(S1_THETA[date_index])))
 
 
 def bbox_lonlat() -> tuple[float, float, float, float]:
@@ -174,7 +181,8 @@ def expected_s2_reflectance(band: str, date_index: int) -> float:
 
 
 def s1_vv_field(date_index: int) -> np.ndarray:
-    """Linear VV sigma0 on the 20 m S1 grid (16 x 16), a west-east gradient."""
+    """Linear VV gamma0 (the assets' values) on the 20 m S1 grid (16 x 16), a west-east
+    gradient."""
     g = np.linspace(0.8, 1.2, SIZE // 2, dtype=np.float32)
     return (S1_VV[date_index] * np.broadcast_to(g, (SIZE // 2, SIZE // 2))).astype(np.float32)
 

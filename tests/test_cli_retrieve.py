@@ -152,13 +152,19 @@ def test_retrieve_job_keeps_an_existing_out(stac_api_url, tmp_path, capsys):
         assert main(_args(stac_api_url, folder, *extra)) == 1
         assert "--out" in capsys.readouterr().err
         assert (folder / "notes.txt").read_text() == "keep me"
-    store = tmp_path / "old.zarr"
+    store = tmp_path / "old.zarr"  # a Zarr store of the user's: never replaced
     xr.Dataset({"old": ("x", np.arange(3.0))}).to_zarr(store, zarr_format=2)
-    assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai")) == 1
+    for extra in ((), ("--overwrite",)):
+        assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai", *extra)) == 1
+        assert "--out" in capsys.readouterr().err
+        assert set(xr.open_zarr(store).data_vars) == {"old"}
+    ours = tmp_path / "ours.zarr"  # an earlier job's store: replaced with --overwrite only
+    job = _args(stac_api_url, ours, "--no-s1", "--variables", "lai")
+    assert main(job) == 0
+    assert main(job) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert set(xr.open_zarr(store).data_vars) == {"old"}
-    assert main(_args(stac_api_url, store, "--no-s1", "--variables", "lai", "--overwrite")) == 0
-    assert set(xr.open_zarr(store).data_vars) == {"lai", "lai_std"}
+    assert main(_args(stac_api_url, ours, "--no-s1", "--variables", "fcover", "--overwrite")) == 0
+    assert set(xr.open_zarr(ours).data_vars) == {"fcover", "fcover_std"}
 
 
 @pytest.mark.parametrize(
@@ -186,3 +192,36 @@ def test_retrieve_job_rejects_bad_values_before_searching(option, capsys):
         main([*args, *option])
     assert exit_info.value.code == 2
     assert f"argument {option[0]}" in capsys.readouterr().err
+
+
+def test_retrieve_job_with_the_odc_stac_engine_writes_the_same_store(stac_api_url, tmp_path):
+    stores = {}
+    for engine in ("stackstac", "odc-stac"):
+        stores[engine] = tmp_path / f"{engine}.zarr"
+        args = _args(stac_api_url, stores[engine], "--variables", "lai", "--engine", engine)
+        assert main(args) == 0
+    a, b = (xr.open_zarr(stores[e]).load() for e in ("stackstac", "odc-stac"))
+    xr.testing.assert_allclose(a, b)
+    assert b.rio.crs == a.rio.crs and {"lai", "mv"} <= set(b.data_vars)
+
+
+def test_retrieve_job_writes_cogs_a_gis_opens(stac_api_url, tmp_path, capsys):
+    import rasterio
+
+    out = tmp_path / "cogs"
+    job = _args(stac_api_url, out, "--no-s1", "--variables", "lai", "--format", "cog")
+    assert main(job) == 0
+    cube = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16)
+    expected = cube.physics.retrieve(["lai"]).compute()
+    with rasterio.open(out / "lai.tif") as cog:
+        assert cog.crs == cube.rio.crs and cog.transform == cube.rio.transform()
+        assert cog.count == cube.sizes["time"] and cog.tags()["units"] == "m2 m-2"
+        assert cog.descriptions[0] == str(cube.time.values[0])[:10]
+        np.testing.assert_allclose(cog.read(), expected.lai.values, rtol=1e-5, equal_nan=True)
+    assert (out / "lai_std.tif").is_file()
+    assert main(job) == 1  # exists
+    assert main([*job, "--overwrite"]) == 0  # its own COG folder: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(_args(stac_api_url, mine, "--format", "cog", "--overwrite")) == 1
+    assert "--out" in capsys.readouterr().err

@@ -20,6 +20,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xr_physcube"
 LAYERS: dict[str, int] = {
     "exceptions": 0,
     "_data": 0,
+    "_version": 0,
+    "_extras": 0,
+    "_zarr": 0,
     "parameters": 0,
     "devices": 0,
     "checkpoints": 0,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from xr_physcube.exceptions import DimensionError, InvalidArgumentError
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters, prosail
 from xr_physcube.models.sail import (
     lidf_campbell,
@@ -265,3 +266,41 @@ def test_help_lists_units_ranges_and_defaults_of_every_field():
     forward_doc = Prosail.forward.__doc__
     assert forward_doc is not None and "SailReflectance" in forward_doc
     assert "Define the computation" not in forward_doc  # not torch's inherited text
+
+
+def _random_draws(n: int = 300, seed: int = 3) -> ProsailParameters:
+    g = torch.Generator().manual_seed(seed)
+    unit = {name: torch.rand(n, generator=g, dtype=torch.float64) for name in PROSAIL_PARAMETERS}
+    values = {k: s.lower + (s.upper - s.lower) * unit[k] for k, s in PROSAIL_PARAMETERS.items()}
+    return ProsailParameters(**values)
+
+
+def test_band_mode_equals_the_full_convolution_within_its_bound():
+    from xr_physcube.sensors.sentinel2 import BAND_MODE_STEP, Sentinel2Bands, srf_weights
+
+    params = _random_draws()
+    full = Prosail()(params).reflectance @ srf_weights(dtype=torch.float64)
+    support = Prosail(sensor=Sentinel2Bands(band_step=1))
+    assert support.wavelength_index.numel() == 745  # only where an SRF is non-zero
+    torch.testing.assert_close(support(params).reflectance, full, rtol=0, atol=1e-12)
+    auto = Prosail(sensor=Sentinel2Bands())  # a 1 nm S2 sensor runs on the support too
+    assert auto.wavelength_index.numel() == 745
+    band = Prosail(sensor=Sentinel2Bands(band_step=BAND_MODE_STEP))
+    assert band.wavelength_index.numel() < 300
+    error = (band(params).reflectance - full).abs().max()
+    assert 1e-6 < error <= 1e-3  # approximate, and within the documented bound
+    weights = band.sensor.weights
+    torch.testing.assert_close(weights.sum(0), torch.ones(10, dtype=weights.dtype))
+
+
+def test_band_mode_is_differentiable_and_checks_its_input():
+    from xr_physcube.sensors.sentinel2 import Sentinel2Bands
+
+    lai = torch.full((4,), 2.0, dtype=torch.float64, requires_grad=True)
+    band = Prosail(sensor=Sentinel2Bands(band_step=5))
+    band(ProsailParameters(lai=lai)).reflectance[..., 6].sum().backward()  # B8 rises with LAI
+    assert (lai.grad > 0).all()
+    with pytest.raises(DimensionError, match="band-mode grid"):
+        Sentinel2Bands(band_step=5)(torch.zeros(2101))
+    with pytest.raises(InvalidArgumentError, match="band_step"):
+        Sentinel2Bands(band_step=0)

@@ -40,3 +40,9 @@ def test_readme_snippets_run(tmp_path, monkeypatch):
     assert np.all((peak > 1.0) & (peak < 10.0)) and np.all(np.diff(peak.ravel()) > 0)
     assert {"B2", "B12", "VV", "VH"} <= set(namespace["recon"].data_vars)
     assert (tmp_path / "my_vae.pt").is_file()
+    import rasterio
+
+    field = namespace["field_lai"]
+    assert (field.sizes["y"], field.sizes["x"]) == (12, 8)
+    with rasterio.open(tmp_path / "lai_field.tif") as cog:  # the GIS sees the CRS
+        assert cog.crs == namespace["field_cube"].rio.crs and cog.shape == (12, 8)

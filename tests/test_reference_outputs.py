@@ -14,8 +14,10 @@ from reference_outputs import STORE, compute_outputs
 RTOL = 1e-4
 """Relative tolerance, ~1000 float32 ulps: rounding noise through networks and a
 365-day SAFY loop stays well under it; a changed weight, equation or default does not."""
-ATOL = 1e-7
-"""Absolute floor for values near zero (reflectance, sigma0, biomass are O(1e-3..1e3))."""
+ATOL = 1e-6
+"""Absolute floor for values near zero (~16 float32 ulps at 1: FAPAR near 0 moved by
+4.8e-7 between two runs on this machine under load; reflectance, sigma0 and biomass are
+O(1e-3..1e3), so a real change still shows)."""
 
 
 def _worst(got: np.ndarray, want: np.ndarray) -> str:

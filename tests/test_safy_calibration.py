@@ -249,6 +249,12 @@ def test_on_the_output_of_retrieve(demo_s2):
     res = lai.physics.calibrate_safy("lai", _year_weather(), "wheat", steps=1).compute()
     assert res.biomass_final.shape == (4, 4) and np.isfinite(res.biomass_final.values).all()
     assert res.attrs["crop"] == "winter_wheat"
+    # georeferencing and CF attributes of the accessors' outputs
+    assert res.rio.crs == demo_s2.rio.crs and res.rio.transform() == demo_s2.rio.transform()
+    assert res.attrs["Conventions"].startswith("CF-")
+    for name, var in res.data_vars.items():
+        assert var.attrs.get("long_name"), name
+        assert var.attrs.get("units") or name == "emergence", name  # a datetime: no units
 
 
 def test_on_the_output_of_the_data_cube(demo_s2):

@@ -16,6 +16,7 @@ import pytest
 import stac_testdata as td
 import xarray as xr
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.io.stac import (
     StacSearchError,
     load_cube,
@@ -235,22 +236,71 @@ def test_s1_linear_sigma0_on_s2_grid(s1, s2):
     coord = (np.arange(32) + 0.5) / 2 - 0.5
     for i in range(2):
         row20 = td.s1_vv_field(i)[0]
-        expected = np.interp(coord, np.arange(16), row20)
+        expected = np.interp(coord, np.arange(16), row20) * td.gamma0_to_sigma0_factor(i)
         np.testing.assert_allclose(vals.VV.values[i, 5], expected, rtol=1e-5)
         ratio = td.S1_VH[i] / td.S1_VV[i]
         np.testing.assert_allclose(vals.VH.values[i, 5], expected * ratio, rtol=1e-5)
     # theta: view:incidence_angle on date 1, IW mid-swath (29.1 + 46.0) / 2 on date 2
-    np.testing.assert_allclose(s1.theta.values, [td.S1_INCIDENCE_1, 37.55])
-    assert s1.VV.attrs["units"] == "m2/m2"
+    np.testing.assert_allclose(s1.theta.values, td.S1_THETA)
+    assert s1.VV.attrs["units"] == "1" and s1.VV.attrs["radiometry"] == "sigma0"
+    assert s1.VV.attrs["source_radiometry"] == "gamma0"  # "rtc" collection
 
 
 def test_s1_db(stac_api_url, s2):
     with pytest.warns(UserWarning):
         cube = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=s2, db=True).compute()
     coord = (np.arange(32) + 0.5) / 2 - 0.5
-    expected = 10.0 * np.log10(np.interp(coord, np.arange(16), td.s1_vv_field(0)[0]))
+    gamma0 = np.interp(coord, np.arange(16), td.s1_vv_field(0)[0])
+    expected = 10.0 * np.log10(gamma0 * td.gamma0_to_sigma0_factor(0))
     np.testing.assert_allclose(cube.VV.values[0, 3], expected, atol=1e-4)
     assert cube.VV.attrs["units"] == "dB"
+
+
+def test_odc_stac_engine_gives_the_same_cubes(stac_api_url, s2, s1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        odc_s2 = load_s2(stac_api_url, td.bbox_lonlat(), TIME, bounds=BOUNDS, chunks=16,
+                         engine="odc-stac")  # fmt: skip
+        odc_s1 = load_s1(stac_api_url, td.bbox_lonlat(), TIME, like=odc_s2, engine="odc-stac")
+    assert odc_s2.B4.dims == ("time", "y", "x") and odc_s2.B4.chunks is not None
+    assert odc_s2.rio.crs == s2.rio.crs and odc_s2.rio.transform() == s2.rio.transform()
+    xr.testing.assert_allclose(odc_s2.compute(), s2.compute(), rtol=1e-6)  # 20 m bands too
+    xr.testing.assert_allclose(odc_s1.compute(), s1.compute(), rtol=1e-6)
+    with pytest.raises(InvalidArgumentError, match="engine"):
+        load_s2(stac_api_url, td.bbox_lonlat(), TIME, engine="gdal")
+
+
+def test_same_pass_items_mosaic_by_local_solar_day():
+    from xr_physcube.io._stack import mosaic_same_day, solar_days
+
+    # 23:50 and 00:10 UTC the next day: one pass at 179 E (local noon), two UTC days
+    times = pd.to_datetime(["2024-05-01T23:50", "2024-05-02T00:10"])
+    assert solar_days(times, 179.0).nunique() == 1 and solar_days(times, 0.0).nunique() == 2
+    west = np.array([[1.0, np.nan]], np.float32)
+    east = np.array([[np.nan, 2.0]], np.float32)
+    ds = xr.Dataset({"B4": (("time", "y", "x"), np.stack([west, east]))}, {"time": times})
+    merged = mosaic_same_day(ds, longitude=179.0)
+    assert merged.sizes["time"] == 1
+    np.testing.assert_array_equal(merged.B4.values[0], [[1.0, 2.0]])
+    assert mosaic_same_day(ds, longitude=0.0).sizes["time"] == 2
+
+
+def test_s1_gamma0_becomes_sigma0_with_the_incidence_angle(stac_api_url, s2):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        load = {"like": s2, "db": True}
+        auto = load_s1(stac_api_url, td.bbox_lonlat(), TIME, **load).compute()
+        gamma0 = load_s1(stac_api_url, td.bbox_lonlat(), TIME, radiometry="gamma0", **load)
+        as_is = load_s1(stac_api_url, td.bbox_lonlat(), TIME, radiometry="sigma0", **load)
+    xr.testing.assert_allclose(auto.VV, gamma0.VV.compute())
+    offset = (auto.VV - as_is.VV).compute()  # sigma0 - gamma0, dB
+    # on date 1, theta = 39.2 deg: 10 log10(cos 39.2) = -1.107 dB for every pixel
+    np.testing.assert_allclose(offset.values[0], -1.107, atol=2e-3)
+    on_date_2 = 10 * np.log10(np.cos(np.deg2rad(37.55)))  # the IW mid-swath fallback
+    np.testing.assert_allclose(offset.values[1], on_date_2, atol=1e-4)
+    assert as_is.VV.attrs["source_radiometry"] == "sigma0"
+    with pytest.raises(InvalidArgumentError, match="radiometry"):
+        load_s1(stac_api_url, td.bbox_lonlat(), TIME, radiometry="beta0")
 
 
 def test_s1_per_pixel_incidence_asset(stac_api_url, s2):
@@ -356,7 +406,7 @@ def test_merge_resamples_native_s1_grid(stac_api_url, s2):
     assert s1_20m.sizes["x"] == 16
     cube = merge_cubes(s2, s1_20m, tolerance="3D")
     # each 10 m pixel takes the 20 m pixel that contains it
-    expected = np.repeat(td.s1_vv_field(0)[0], 2)
+    expected = np.repeat(td.s1_vv_field(0)[0], 2) * td.gamma0_to_sigma0_factor(0)
     np.testing.assert_allclose(cube.VV.values[0, 7], expected, rtol=1e-6)
 
 
@@ -371,6 +421,7 @@ def test_load_cube_in_one_call(stac_api_url, s2, s1):
     )
     coord = (np.arange(32) + 0.5) / 2 - 0.5
     expected = np.interp(coord, np.arange(16), td.s1_vv_field(1)[0])
+    expected *= td.gamma0_to_sigma0_factor(1)
     np.testing.assert_allclose(vals.VV.values[1, 9], expected, rtol=1e-5)
     assert np.isnan(vals.VV.values[2]).all()  # 21 May: no S1 within 3 days
     xr.testing.assert_allclose(vals, merge_cubes(s2, s1).compute())
@@ -468,6 +519,7 @@ def test_stac_to_zarr_roundtrip_on_local_cluster(stac_api_url, tmp_path):
     np.testing.assert_allclose(back.tts.values[:2], [30.0, td.S2_SUN_ZENITH_2])
     coord = (np.arange(32) + 0.5) / 2 - 0.5
     expected = np.interp(coord, np.arange(16), td.s1_vv_field(1)[0])
+    expected *= td.gamma0_to_sigma0_factor(1)
     np.testing.assert_allclose(back.VV.values[1, 0], expected, rtol=1e-5)
     assert np.isnan(back.VV.values[2]).all()
     assert back.attrs["crs"] == "EPSG:32631"

@@ -4,5 +4,6 @@ Importing the package registers the ``.physics`` and ``.vae`` Dataset accessors.
 """
 
 from xr_physcube import accessors  # noqa: F401  (registers the accessors)
+from xr_physcube._version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -84,3 +84,15 @@ def load_checkpoint(path: str | Path, kind: str, map_location: Any = "cpu") -> d
         "state_dict": state,
         "meta": blob.get("meta", blob.get("metadata", {})),
     }
+
+
+def state_checksum(module: torch.nn.Module) -> str:
+    """SHA-256 (first 16 hex digits) of a model's parameters and buffers, names and
+    values: the provenance attribute ``model_sha256`` of the products it makes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

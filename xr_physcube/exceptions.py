@@ -50,6 +50,16 @@ class CheckpointError(PhyscubeError, ValueError):
     """A file is not a checkpoint of the expected kind, or does not fit the model."""
 
 
+class IncompleteStoreError(PhyscubeError, ValueError):
+    """A Zarr store was left incomplete by an interrupted job (its unwritten chunks would
+    read as NaN); resume the job to finish it."""
+
+
+class MissingExtraError(PhyscubeError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install
+    (``pip install 'xr_physcube[stac]'``)."""
+
+
 class MetadataError(PhyscubeError, ValueError):
     """Product metadata (a STAC item, a tile's angle XML) is missing or unreadable."""
 
@@ -58,15 +68,22 @@ class StacSearchError(PhyscubeError, LookupError):
     """A STAC search found nothing usable (no items, no assets for the bands asked)."""
 
 
+class ReadFailureWarning(UserWarning):
+    """An asset could not be read after retries; its block is NaN (batch jobs go on)."""
+
+
 __all__ = [
     "CheckpointError",
     "DimensionError",
+    "IncompleteStoreError",
     "InputUnitsError",
     "InvalidArgumentError",
     "MetadataError",
+    "MissingExtraError",
     "MissingVariableError",
     "OutOfRangeError",
     "PhyscubeError",
+    "ReadFailureWarning",
     "StacSearchError",
     "TimeAxisError",
 ]

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from xr_physcube._extras import require
+
 
 def rgb(cube: xr.Dataset, time_index: int, gain: float = 3.5) -> np.ndarray:
     """True-colour composite (B4, B3, B2) of one date, (y, x, 3) in [0, 1]; NaN -> white."""
@@ -27,7 +29,7 @@ def plot_retrieval(
     retrieved vs true: that date in blue over all dates in grey, with the 1:1 line.
 
     Writes a PNG to ``path`` and returns its path."""
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plotting")
 
     if time_index is None:
         time_index = int(result.sizes["time"]) - 1
@@ -81,6 +83,22 @@ def plot_retrieval(
     return path
 
 
+def _typical_pixel(cube: xr.Dataset, truth: xr.Dataset | None) -> tuple[int, int]:
+    """(y, x) of a pixel with a real season (LAI range above the median): with ``truth``,
+    the one of median LAI RMSE among them; else the one of median LAI range."""
+    span = (cube.lai.max("time") - cube.lai.min("time")).values
+    score = span
+    if truth is not None:
+        true = truth.lai.sel(time=cube.time)
+        span = (true.max("time") - true.min("time")).values
+        score = np.sqrt(((cube.lai - true) ** 2).mean("time")).values
+    seasonal = np.isfinite(score) & (span >= np.nanmedian(span))
+    values = np.where(seasonal, score, np.nan)
+    target = np.nanmedian(values)
+    flat = int(np.nanargmin(np.abs(values - target)))
+    return np.unravel_index(flat, span.shape)
+
+
 def plot_datacube(
     cube: xr.Dataset,
     s2: xr.Dataset | None,
@@ -93,13 +111,12 @@ def plot_datacube(
     """One pixel's S2 (NDVI) and S1 (VV, VH dB) acquisitions on their own dates above
     the regular-grid LAI and soil moisture with ±2 std (and the daily ``truth``), then a
     row of LAI maps on ``map_dates`` grid dates, the cloudiest S2 date's nearest first.
-    ``pixel`` (y, x) indices; default the pixel whose LAI varies most. Returns the PNG
-    path."""
-    import matplotlib.pyplot as plt
+    ``pixel`` (y, x) indices; default a typical pixel with a season (median LAI error,
+    or median LAI range without ``truth``). Returns the PNG path."""
+    plt = require("matplotlib.pyplot", "plotting")
 
-    if pixel is None:  # the pixel whose LAI varies most over the season
-        span = (cube.lai.max("time") - cube.lai.min("time")).fillna(-1.0).values
-        pixel = np.unravel_index(int(np.argmax(span)), span.shape)
+    if pixel is None:
+        pixel = _typical_pixel(cube, truth)
     iy, ix = int(pixel[0]), int(pixel[1])
     at = {"y": iy, "x": ix}
     fig = plt.figure(figsize=(12, 9), layout="constrained")

@@ -3,7 +3,7 @@ calibrated per pixel, ``ds.physics.calibrate_safy``), written to a Zarr store.
 
 xr-physcube calibrate-safy LAI.zarr --weather WEATHER --out maps.zarr
     [--crop maize|winter_wheat] [--sowing DATE] [--lai lai] [--trajectory]
-    [--steps 2] [--starts 1] [--grid-size 2048] [--overwrite]
+    [--steps 2] [--starts 1] [--grid-size 2048] [--overwrite | --resume]
 
 ``WEATHER`` is a Zarr store or a CSV file (a ``date`` or ``time`` column, then the
 ``--temperature`` (°C, daily mean) and ``--radiation`` (MJ m⁻² day⁻¹) columns) on a
@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
+from xr_physcube.cli.common import non_negative_int, positive_int
 
 
 def _open_weather(path: Path, temperature: str, radiation: str):
@@ -49,14 +49,14 @@ def _open_weather(path: Path, temperature: str, radiation: str):
 def _calibrate_safy(args: argparse.Namespace) -> int:
     import numpy as np
     import xarray as xr
-    from dask.diagnostics import ProgressBar
 
     import xr_physcube.accessors  # noqa: F401  (registers .physics)
     from xr_physcube.cli.retrieve import check_out
     from xr_physcube.exceptions import InvalidArgumentError
+    from xr_physcube.io.store import open_store, write_store
 
     store = Path(args.out)
-    check_out(store, args.overwrite)
+    check_out(store, args.overwrite, args.resume)
     if not Path(args.lai_store).exists():
         raise InvalidArgumentError(f"LAI store {args.lai_store} does not exist")
     cube = xr.open_zarr(args.lai_store)
@@ -77,10 +77,9 @@ def _calibrate_safy(args: argparse.Namespace) -> int:
         f"calibrate-safy ({result.attrs['crop']}): {len(result.__dask_graph__())} tasks -> {store}"
     )
     start = time.perf_counter()
-    with ProgressBar():
-        result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+    write_store(result, store, resume=args.resume)  # region by region, with a progress bar
     elapsed = time.perf_counter() - start
-    written = xr.open_zarr(store)
+    written = open_store(store)
     n_pix = int(written.biomass_final.size)
     print(f"done in {elapsed:.1f} s ({n_pix / elapsed:,.0f} pixels/s)")
     for name in ("biomass_final", "yield", "rmse"):
@@ -111,5 +110,7 @@ def add_calibrate_safy_parser(sub) -> None:
     job.add_argument("--steps", type=non_negative_int, default=2, help="gradient (LM) steps")
     job.add_argument("--starts", type=positive_int, default=1, help="grid starts refined")
     job.add_argument("--grid-size", type=positive_int, default=2048, help="coarse-grid size")
-    job.add_argument("--overwrite", action="store_true", help="replace an existing --out store")
+    again = job.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace a store of a job")
+    again.add_argument("--resume", action="store_true", help="finish an interrupted job")
     job.set_defaults(func=_calibrate_safy)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-# The demo's store is Zarr v2 with consolidated metadata: every Zarr reader (zarr-python 2
-# and 3, xarray's default ``open_zarr``, GDAL) opens it in one metadata read and nothing
-# warns. Consolidated metadata is not part of the Zarr v3 specification (zarr-python 3 warns
-# when writing it), and a v3 store without it makes ``xr.open_zarr`` warn when reading.
-ZARR_FORMAT = 2
+from xr_physcube._zarr import ZARR_FORMAT  # the one format of every store written
+
+__all__ = ["ZARR_FORMAT", "non_negative_int", "positive_float", "positive_int", "stac_time"]
 
 
 def stac_time(text: str) -> str:

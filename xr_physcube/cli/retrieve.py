@@ -8,35 +8,44 @@ import argparse
 import time
 from pathlib import Path
 
-from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_float, stac_time
+from xr_physcube.cli.common import non_negative_int, positive_float, stac_time
 
 S2_PRODUCTS = ("lai", "fcover", "fapar", "ccc", "cwc")
 """What ``xr-physcube retrieve --method inverse`` computes from Sentinel-2 by default."""
 
 
-def _load_tile(args: argparse.Namespace):
-    """The S2 (+ S1) cube of the job, lazy."""
-    from xr_physcube.io.stac import load_cube, load_s2
-
-    s2_kwargs = dict(
+def s2_kwargs(args: argparse.Namespace) -> dict:
+    """The loader keywords of the tile options (:func:`add_tile_arguments`)."""
+    kwargs = dict(
         bounds=args.bounds,
         epsg=args.epsg,
         resolution=args.resolution,
         chunks=args.chunk,
         max_cloud_cover=args.max_cloud_cover,
         sign=args.sign,
+        engine=args.engine,
+        read_errors=args.read_errors,
     )
     if args.timeout is not None:
-        s2_kwargs["timeout"] = args.timeout
+        kwargs["timeout"] = args.timeout
+    return kwargs
+
+
+def _load_tile(args: argparse.Namespace):
+    """The S2 (+ S1) cube of the job, lazy."""
+    from xr_physcube.io.stac import load_cube, load_s2
+
     if args.no_s1:
-        return load_s2(args.url, args.bbox, args.time, collection=args.s2_collection, **s2_kwargs)
+        return load_s2(
+            args.url, args.bbox, args.time, collection=args.s2_collection, **s2_kwargs(args)
+        )
     return load_cube(
         args.url,
         args.bbox,
         args.time,
         s2_collection=args.s2_collection,
         s1_collection=args.s1_collection,
-        **s2_kwargs,
+        **s2_kwargs(args),
     )
 
 
@@ -53,88 +62,98 @@ def _retrieval(cube, args: argparse.Namespace):
     return xr.merge(products)
 
 
-def _write(result, store: Path, args: argparse.Namespace) -> None:
-    """Compute ``result`` chunk by chunk into ``store``: threads, a LocalCluster or a
-    running dask scheduler, with a progress bar."""
-    if args.scheduler or args.workers:
-        from dask.distributed import Client, LocalCluster, progress
+def write_job(result, store: Path, args: argparse.Namespace) -> None:
+    """Compute ``result`` region by region into ``store`` (resumably, see
+    :mod:`xr_physcube.io.store`): dask threads, a LocalCluster or a running scheduler,
+    with a progress bar."""
+    from xr_physcube.io.store import write_store
 
-        cluster = None
-        if args.scheduler:
-            client = Client(args.scheduler)
-        else:
-            cluster = LocalCluster(
-                n_workers=args.workers, threads_per_worker=1, dashboard_address=None
-            )
-            client = Client(cluster)
-        try:
-            print(f"dask scheduler {client.scheduler.address} (dashboard {client.dashboard_link})")
-            job = result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT, compute=False)
-            future = client.compute(job)
-            progress(future)
-            future.result()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    else:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
-
-
-def check_out(store: Path, overwrite: bool) -> None:
-    """Refuse to write over an existing path, unless ``overwrite`` and it is a Zarr store
-    (writing a store with ``mode="w"`` deletes everything in its folder first)."""
-    if not store.exists():
+    if not (args.scheduler or args.workers):
+        write_store(result, store, resume=args.resume)
         return
-    if not overwrite:
-        raise FileExistsError(f"--out {store} already exists; pass --overwrite to replace it")
-    is_zarr = store.is_dir() and any((store / m).exists() for m in ("zarr.json", ".zgroup"))
-    if not is_zarr and not (store.is_dir() and not any(store.iterdir())):
-        raise FileExistsError(
-            f"--out {store} exists and is not a Zarr store; --overwrite only replaces a "
-            "Zarr store (or an empty folder)"
-        )
+    from xr_physcube._extras import require
+
+    require("distributed", "--workers / --scheduler")
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if args.scheduler:
+        client = Client(args.scheduler)
+    else:
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        print(f"dask scheduler {client.scheduler.address} (dashboard {client.dashboard_link})")
+        write_store(result, store, resume=args.resume, client=client)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
-def _retrieve(args: argparse.Namespace) -> int:
-    """The retrieve job: load_cube/load_s2 -> retrieve or VAE -> Zarr."""
+def check_out(store: Path, overwrite: bool, resume: bool = False, fmt: str = "zarr") -> None:
+    """Refuse ``--out`` unless it is free, or a store of an earlier job and ``overwrite``
+    (replace it) or ``resume`` (finish an interrupted one); a user's folder or Zarr store
+    is never replaced."""
+    from xr_physcube.io.geotiff import is_cog_folder
+    from xr_physcube.io.store import check_replaceable
+
+    if fmt == "cog":
+        if resume:
+            raise FileExistsError("--resume applies to --format zarr only")
+        if store.exists() and not (overwrite and is_cog_folder(store)):
+            raise FileExistsError(
+                f"--out {store} exists; --overwrite replaces only a COG folder of a job"
+            )
+        return
+    try:
+        check_replaceable(store, overwrite, resume)
+    except FileExistsError as err:
+        raise FileExistsError(f"--out {err}") from None
+
+
+def run_tile_job(result, store: Path, args: argparse.Namespace, label: str) -> None:
+    """Write the job and print its speed and the mean of each written variable."""
     import numpy as np
-    import xarray as xr
 
-    import xr_physcube.accessors  # noqa: F401  (registers .physics and .vae)
+    from xr_physcube.io.store import open_store
 
-    store = Path(args.out)
-    check_out(store, args.overwrite)
-    cube = _load_tile(args)
-    print(cube)
-    result = _retrieval(cube, args)
-    print(f"{args.method}: {len(result.__dask_graph__())} tasks -> {store}")
+    print(f"{label}: {len(result.__dask_graph__())} tasks -> {store}")
     start = time.perf_counter()
-    _write(result, store, args)
+    if args.format == "cog":
+        from xr_physcube.io.geotiff import write_cogs
+
+        paths = write_cogs(result, store, overwrite=args.overwrite)
+        print(f"done in {time.perf_counter() - start:.1f} s: {len(paths)} COGs in {store}")
+        return
+    write_job(result, store, args)
     elapsed = time.perf_counter() - start
-    n_pix = int(np.prod([cube.sizes[d] for d in ("time", "y", "x")]))
+    n_pix = int(np.prod([result.sizes[d] for d in ("time", "y", "x")]))
     print(f"done in {elapsed:.1f} s ({n_pix / elapsed:,.0f} pixel-dates/s)")
-    written = xr.open_zarr(store)
+    written = open_store(store)
     for name in (v for v in written.data_vars if not v.endswith("_std")):
         values = written[name].values
         valid = np.isfinite(values)
         mean = float(values[valid].mean()) if valid.any() else float("nan")
         units = written[name].attrs.get("units", "")
         print(f"  {name:7s} mean {mean:9.4g} {units:8s} (valid {valid.mean():.0%})")
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    """The retrieve job: load_cube/load_s2 -> retrieve or VAE -> Zarr."""
+    import xr_physcube.accessors  # noqa: F401  (registers .physics and .vae)
+
+    store = Path(args.out)
+    check_out(store, args.overwrite, args.resume, args.format)
+    cube = _load_tile(args)
+    print(cube)
+    run_tile_job(_retrieval(cube, args), store, args, args.method)
     return 0
 
 
-def add_retrieve_parser(sub) -> None:
-    job = sub.add_parser(
-        "retrieve",
-        help="load a Sentinel-2 (+ Sentinel-1) tile from a STAC API, retrieve, write zarr",
-        description="Batch job on one tile: load_cube (or load_s2 with --no-s1) from a STAC "
-        "API, then physics.retrieve (or vae.encode with --method vae) chunk by chunk into "
-        "a Zarr store.",
-    )
+def add_tile_arguments(job: argparse.ArgumentParser) -> None:
+    """The options every tile job shares: where to search, the output grid, the store,
+    and where to compute."""
     job.add_argument("url", help="STAC API URL, e.g. https://earth-search.aws.element84.com/v1")
     job.add_argument(
         "--bbox",
@@ -150,30 +169,28 @@ def add_retrieve_parser(sub) -> None:
         type=stac_time,
         help="START/END, e.g. 2024-04-01/2024-07-31 ('..' for an open end)",
     )
-    job.add_argument("--out", required=True, help="Zarr store to write (must not exist)")
     job.add_argument(
-        "--overwrite", action="store_true", help="replace --out if it is an existing Zarr store"
+        "--out", required=True, help="Zarr store (or COG folder) to write (must not exist)"
     )
     job.add_argument(
-        "--method",
-        choices=("inverse", "vae"),
-        default="inverse",
-        help="inverse networks (default) or the physics-constrained VAE",
+        "--format",
+        choices=("zarr", "cog"),
+        default="zarr",
+        help="zarr (default: one store, region by region, resumable) or cog (one "
+        "Cloud-Optimized GeoTIFF per variable, dates as bands; each variable computed whole)",
     )
-    job.add_argument(
-        "--variables",
-        nargs="+",
-        default=None,
-        metavar="NAME",
-        help=f"S2 products for --method inverse (default: {' '.join(S2_PRODUCTS)}); "
-        "soil moisture mv is added from S1 unless --no-s1",
+    again = job.add_mutually_exclusive_group()
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it is a store an earlier xr-physcube job wrote",
     )
-    job.add_argument(
-        "--vae-model",
-        default=None,
-        help="VAE checkpoint or shipped name (default: by number of dates)",
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the interrupted job that wrote --out (same arguments): only the "
+        "regions not yet written are computed",
     )
-    job.add_argument("--no-s1", action="store_true", help="Sentinel-2 only")
     job.add_argument(
         "--bounds",
         type=float,
@@ -195,6 +212,20 @@ def add_retrieve_parser(sub) -> None:
         help="sign asset URLs (Planetary Computer; optional dependency)",
     )
     job.add_argument(
+        "--engine",
+        choices=("stackstac", "odc-stac"),
+        default="stackstac",
+        help="how items are stacked into a cube (default stackstac; odc-stac gives the "
+        "same cube and needs the odc-stac extra)",
+    )
+    job.add_argument(
+        "--read-errors",
+        choices=("nan", "raise"),
+        default="nan",
+        help="an image read that still fails after 3 tries: NaN with a warning (default, "
+        "the job goes on) or raise",
+    )
+    job.add_argument(
         "--timeout",
         type=positive_float,
         default=None,
@@ -214,6 +245,37 @@ def add_retrieve_parser(sub) -> None:
         default=None,
         help="address of a running dask scheduler, e.g. tcp://10.0.0.1:8786",
     )
+
+
+def add_retrieve_parser(sub) -> None:
+    job = sub.add_parser(
+        "retrieve",
+        help="load a Sentinel-2 (+ Sentinel-1) tile from a STAC API, retrieve, write zarr",
+        description="Batch job on one tile: load_cube (or load_s2 with --no-s1) from a STAC "
+        "API, then physics.retrieve (or vae.encode with --method vae) region by region into "
+        "a Zarr store (resumable with --resume).",
+    )
+    add_tile_arguments(job)
+    job.add_argument(
+        "--method",
+        choices=("inverse", "vae"),
+        default="inverse",
+        help="inverse networks (default) or the physics-constrained VAE",
+    )
+    job.add_argument(
+        "--variables",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"S2 products for --method inverse (default: {' '.join(S2_PRODUCTS)}); "
+        "soil moisture mv is added from S1 unless --no-s1",
+    )
+    job.add_argument(
+        "--vae-model",
+        default=None,
+        help="VAE checkpoint or shipped name (default: by number of dates)",
+    )
+    job.add_argument("--no-s1", action="store_true", help="Sentinel-2 only")
     job.set_defaults(func=_retrieve)
 
 

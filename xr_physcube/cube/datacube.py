@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from xr_physcube.checkpoints import state_checksum
 from xr_physcube.cube.blockwise import blockwise, gather, map_rows, private_copy, std_attrs
 from xr_physcube.cube.checks import datetime_axis
 from xr_physcube.cube.sampling import prepare_cube
@@ -212,6 +213,7 @@ def datacube(
     result["time"].attrs = {"long_name": "date of the regular grid", "standard_name": "time"}
     result.attrs = {
         "vae_model": "DataCubeVAE",
+        "model_sha256": state_checksum(model),
         "source": "xr_physcube DataCubeVAE: S1/S2 on their own dates, PROSAIL-D + WCM/Oh decoder",
         "time_grid": f"freq={freq}" if times is None else "explicit times",
         **{k: v for k, v in ref.attrs.items() if k in ("crs", "spatial_ref", "title")},

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from xr_physcube.checkpoints import state_checksum
 from xr_physcube.cube import grow as _grow
 from xr_physcube.cube import safy_calibration as _safy_calibration
 from xr_physcube.cube import soil_moisture as _soil_moisture
@@ -34,9 +35,11 @@ from xr_physcube.cube.blockwise import (
     map_rows,
     private_copy,
     require,
+    side_coords,
     std_attrs,
 )
 from xr_physcube.cube.checks import angle_hint, band_hint, check_observations, descriptor_hint
+from xr_physcube.cube.conventions import conventional_outputs
 from xr_physcube.exceptions import InvalidArgumentError, MissingVariableError
 from xr_physcube.models.change_detection import ChangeDetectionParameters
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
@@ -160,6 +163,7 @@ def alternatives_hint(model: str | torch.nn.Module, missing: list[str]) -> str:
 
 
 @xr.register_dataset_accessor("physics")
+@conventional_outputs
 class PhysicsAccessor:
     """Forward models and retrievals on a Dataset, blockwise and lazy.
 
@@ -345,10 +349,11 @@ class PhysicsAccessor:
             out[name] = mean.isel(output=i).assign_attrs(attrs)
             if std:
                 out[f"{name}_std"] = sd.isel(output=i).assign_attrs(std_attrs(attrs))
-        attrs = {"retrieval_model": str(model)}
+        attrs = {"retrieval_model": str(model), "model_sha256": state_checksum(net)}
         if isinstance(model, str) and getattr(net, "name", model) != model:
             attrs["retrieval_network"] = net.name  # the network an alias stood for
-        return xr.Dataset(out, attrs=attrs)
+        dims = tuple(d for d in mean.dims if d != "output")
+        return xr.Dataset(out, coords=side_coords(self._ds, dims), attrs=attrs)
 
     def lai(self, **kwargs: Any) -> xr.DataArray:
         """Leaf area index (m²/m²) from the shipped S2 network."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from xr_physcube.checkpoints import state_checksum
 from xr_physcube.cube.blockwise import (
     DEFAULT_BATCH,
     blockwise,
@@ -32,6 +33,7 @@ from xr_physcube.cube.blockwise import (
     std_attrs,
 )
 from xr_physcube.cube.checks import check_observations
+from xr_physcube.cube.conventions import conventional_outputs
 from xr_physcube.cube.datacube import MEMORY_BUDGET, datacube
 from xr_physcube.cube.sampling import CubeSampler, prepare_cube
 from xr_physcube.exceptions import DimensionError, MissingVariableError
@@ -153,6 +155,7 @@ def _check_time(net: PhysVAE, ds: xr.Dataset) -> None:
 
 
 @xr.register_dataset_accessor("vae")
+@conventional_outputs
 class VAEAccessor:
     """Physics-constrained VAE on a Dataset (S2 bands ``B2``…``B12``, S1 ``VV``/``VH``,
     angles ``tts``/``tto``/``psi`` (S2) and ``theta`` (S1)).
@@ -368,9 +371,8 @@ class VAEAccessor:
             out[f"{name}_std"] = std.isel(latent=i).assign_attrs(
                 std_attrs({**attrs, "long_name": f"posterior {attrs['long_name']}"})
             )
-        result = xr.Dataset(
-            out, attrs={"vae_model": "PhysVAE " + ("temporal" if temporal else "pixel")}
-        )
+        kind = "PhysVAE " + ("temporal" if temporal else "pixel")
+        result = xr.Dataset(out, attrs={"vae_model": kind, "model_sha256": state_checksum(net)})
         return result.assign_coords(side_coords(self._ds, tuple(mean.dims)))
 
     def decode(

@@ -23,6 +23,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from xr_physcube._zarr import ZARR_FORMAT
 from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.inverse.priors import S1_GEOMETRY, S1_PRIORS, S2_GEOMETRY, S2_PRIORS, PriorSet
 from xr_physcube.models.canopy_variables import fapar, fcover
@@ -288,7 +289,8 @@ def simulate_to_zarr(
     """Stream ``n`` simulations to a zarr store, holding one batch in memory at a time.
 
     The store equals ``simulate_s2(n, seed, batch_size=batch_size)`` (or ``simulate_s1``
-    for ``sensor="S1"``); open it lazily with ``xr.open_zarr(path)``.
+    for ``sensor="S1"``); open it lazily with ``xr.open_zarr(path)``. ``path`` must not
+    exist (nothing is overwritten); Zarr v2 like every store of the package.
     """
     path = Path(path)
     try:
@@ -300,10 +302,10 @@ def simulate_to_zarr(
     def sink(ds: xr.Dataset) -> None:
         if state["first"]:
             ds.attrs.update({"seed": seed, "batch_size": batch_size})
-            ds.to_zarr(path, mode="w")
+            ds.to_zarr(path, mode="w-", zarr_format=ZARR_FORMAT)  # never over a user's path
             state["first"] = False
         else:
-            ds.to_zarr(path, append_dim="sample")
+            ds.to_zarr(path, append_dim="sample", zarr_format=ZARR_FORMAT)
 
     cfg = config or SimulationConfig()
     _simulate(batch_fn, n, seed, cfg, batch_size, progress, num_threads, sink)

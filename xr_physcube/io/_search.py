@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-import pystac
 
+from xr_physcube._extras import require
 from xr_physcube.exceptions import (
     InvalidArgumentError,
     StacSearchError,
@@ -25,6 +25,8 @@ byte received, for that long) and to tile metadata XML downloads."""
 # ----------------------------------------------------------------------------------------
 # Search
 # ----------------------------------------------------------------------------------------
+
+pystac = require("pystac", "loading cubes from a STAC API")
 
 
 def open_client(

@@ -9,13 +9,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import pystac
 import xarray as xr
 
-from xr_physcube.exceptions import (
-    MissingVariableError,
-    StacSearchError,
-)
+from xr_physcube._extras import require
+from xr_physcube.exceptions import MetadataError, StacSearchError
+from xr_physcube.io.georef import write_crs
 
 # ----------------------------------------------------------------------------------------
 # Provider conventions (one table each)
@@ -49,6 +47,8 @@ S1_ASSET_KEYS: dict[str, tuple[str, ...]] = {
 # ----------------------------------------------------------------------------------------
 # Stacking
 # ----------------------------------------------------------------------------------------
+
+pystac = require("pystac", "loading cubes from a STAC API")
 
 
 def resolve_assets(
@@ -95,9 +95,24 @@ def stack_items(
     chunks: int | tuple[int, int],
     resampling: str,
     timeout: float | None,
+    engine: str = "stackstac",
+    read_errors: str = "raise",
 ) -> xr.Dataset:
+    """The items' assets as a lazy (time, y, x) float32 Dataset, one date per item in
+    the items' order, NaN where no data, with its CRS written by rioxarray.
+
+    ``engine``: "stackstac" (default) or "odc-stac" (maintained; same grid when
+    ``bounds`` are given). ``read_errors``: "raise", or "nan" (GDAL retries, then NaN
+    with a warning; :mod:`xr_physcube.io._reader`; odc-stac: ``fail_on_error=False``)."""
+    if engine == "odc-stac":
+        return _stack_odc(items, asset_keys, bbox=bbox, epsg=epsg, resolution=resolution,
+                          bounds=bounds, chunks=chunks, resampling=resampling,
+                          fail_on_error=read_errors == "raise")  # fmt: skip
     import stackstac
     from rasterio.enums import Resampling
+    from stackstac.rio_reader import AutoParallelRioReader
+
+    from xr_physcube.io._reader import NanOnFailureReader
 
     keys = list(asset_keys.values())
     arr = stackstac.stack(
@@ -116,31 +131,85 @@ def stack_items(
         xy_coords="center",
         properties=False,
         band_coords=False,
-        gdal_env=gdal_env(timeout),
+        gdal_env=gdal_env(timeout, retry=read_errors == "nan"),
+        reader=NanOnFailureReader if read_errors == "nan" else AutoParallelRioReader,
     )
     crs = f"EPSG:{int(arr.attrs['crs'].split(':')[-1])}" if "crs" in arr.attrs else None
     res = arr.attrs.get("resolution")
     arr = arr.drop_vars([c for c in arr.coords if c not in ("time", "band", "y", "x")])
     ds = arr.to_dataset("band").rename({v: k for k, v in asset_keys.items()})
     ds = ds.assign_coords(time=pd.DatetimeIndex([naive_utc(it.datetime) for it in items]))
-    ds.attrs = {"crs": crs, "resolution": float(res) if res is not None else None}
-    return ds
+    ds.attrs = {"resolution": float(res) if res is not None else None}
+    return write_crs(ds, crs)
 
 
-def gdal_env(timeout: float | None):
+def _stack_odc(
+    items, asset_keys, *, bbox, epsg, resolution, bounds, chunks, resampling, fail_on_error
+):
+    """:func:`stack_items` with odc-stac: one date per item (``groupby="id"``, items in
+    time order), pixel centres on the grid of ``bounds`` (or of ``bbox``)."""
+    import odc.stac
+
+    keys = list(asset_keys.values())
+    dicts = [item_dict(it) for it in items]
+    if not epsg:  # the first item's, like stackstac
+        blocks = [dicts[0]["properties"], *(dicts[0]["assets"][k] for k in keys)]
+        epsg = next((b["proj:epsg"] for b in blocks if b.get("proj:epsg")), None)
+    crs = f"EPSG:{epsg}" if epsg else None
+    cy, cx = (chunks, chunks) if isinstance(chunks, int) else chunks
+    grid: dict = {"crs": crs, "resolution": resolution}
+    if bounds is not None:
+        from odc.geo.geobox import GeoBox
+
+        if crs is None:
+            raise MetadataError("engine='odc-stac' with bounds needs epsg= or proj:epsg")
+        grid = {"geobox": GeoBox.from_bbox(tuple(bounds), crs=crs, resolution=resolution)}
+    elif bbox is not None:
+        grid["bbox"] = tuple(bbox)
+    ds = odc.stac.load(
+        [pystac.Item.from_dict(d) for d in dicts],
+        bands=keys,
+        groupby="id",
+        chunks={"time": 1, "y": cy, "x": cx},
+        resampling=resampling,
+        dtype="float32",
+        nodata=np.float32(np.nan),
+        fail_on_error=fail_on_error,
+        **{k: v for k, v in grid.items() if v is not None},
+    )
+    if "latitude" in ds.dims:  # a geographic CRS
+        ds = ds.rename({"latitude": "y", "longitude": "x"})
+    by_time = sorted(range(len(items)), key=lambda i: naive_utc(items[i].datetime))
+    if by_time != list(range(len(items))):
+        raise MetadataError("odc-stac engine: items must come in time order (load_s2 sorts them)")
+    ds = ds.rename({v: k for k, v in asset_keys.items()}).transpose("time", "y", "x")
+    ds = ds.assign_coords(time=pd.DatetimeIndex([naive_utc(it.datetime) for it in items]))
+    crs_text = str(ds.rio.crs)
+    ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "y", "x")])
+    ds.attrs = {"resolution": float(resolution) if resolution else abs(float(ds.x[1] - ds.x[0]))}
+    return write_crs(ds, crs_text)
+
+
+def gdal_env(timeout: float | None, retry: bool = False):
     """stackstac's GDAL environment, with HTTP reads that give up after ``timeout`` s
-    without a connection or without a byte (a mute data host), not a cap on slow ones."""
+    without a connection or without a byte (a mute data host), not a cap on slow ones,
+    and with ``retry`` GDAL's retries of failed HTTP requests (:mod:`._reader`)."""
     import stackstac
 
-    if timeout is None:
-        return stackstac.DEFAULT_GDAL_ENV
-    seconds = str(max(1, math.ceil(timeout)))  # GDAL takes whole seconds here
-    limits = {
-        "GDAL_HTTP_CONNECTTIMEOUT": seconds,
-        "GDAL_HTTP_LOW_SPEED_TIME": seconds,
-        "GDAL_HTTP_LOW_SPEED_LIMIT": "1",  # bytes/s
-    }
-    return stackstac.DEFAULT_GDAL_ENV.updated(always=limits)
+    options: dict[str, str] = {}
+    if timeout is not None:
+        seconds = str(max(1, math.ceil(timeout)))  # GDAL takes whole seconds here
+        options |= {
+            "GDAL_HTTP_CONNECTTIMEOUT": seconds,
+            "GDAL_HTTP_LOW_SPEED_TIME": seconds,
+            "GDAL_HTTP_LOW_SPEED_LIMIT": "1",  # bytes/s
+        }
+    if retry:
+        from xr_physcube.io._reader import retry_options
+
+        options |= retry_options()
+    env = stackstac.DEFAULT_GDAL_ENV
+    return env.updated(always=options) if options else env
 
 
 def naive_utc(t) -> pd.Timestamp:
@@ -148,25 +217,21 @@ def naive_utc(t) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def grid_from(like: xr.Dataset) -> tuple[int, float, tuple[float, float, float, float]]:
-    """(epsg, resolution, bounds) of a cube made by this module (to load on its grid)."""
-    crs, res = like.attrs.get("crs"), like.attrs.get("resolution")
-    if not crs or not res:
-        raise MissingVariableError(
-            "like= needs a cube with 'crs' and 'resolution' attrs (from load_s2)"
-        )
-    x, y, h = like.x.values, like.y.values, float(res) / 2
-    bounds = (x.min() - h, y.min() - h, x.max() + h, y.max() + h)
-    return int(str(crs).split(":")[-1]), float(res), tuple(float(b) for b in bounds)
+def solar_days(times, longitude: float) -> pd.DatetimeIndex:
+    """Local (mean) solar day of UTC ``times`` at ``longitude`` (degrees east): UTC +
+    longitude / 15 h, so that one overpass never straddles two days (odc-stac's
+    ``groupby="solar_day"``)."""
+    return (pd.DatetimeIndex(times) + pd.Timedelta(hours=longitude / 15.0)).normalize()
 
 
-def mosaic_same_day(ds: xr.Dataset) -> xr.Dataset:
-    """Merge items acquired on the same UTC day (adjacent tiles/slices of one pass).
+def mosaic_same_day(ds: xr.Dataset, longitude: float = 0.0) -> xr.Dataset:
+    """Merge items acquired on the same local solar day at ``longitude`` (adjacent
+    tiles/slices of one pass; :func:`solar_days`).
 
     Per pixel the first valid (non-NaN) value in time order wins; per-date numeric
     coordinates (angles) are averaged; the time is that of the first item.
     """
-    days = pd.DatetimeIndex(ds.time.values).normalize()
+    days = solar_days(ds.time.values, longitude)
     if not days.has_duplicates:
         return ds
     parts = []

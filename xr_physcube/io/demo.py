@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from xr_physcube.io.georef import write_crs
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, SCL_INVALID, Sentinel2Bands
 from xr_physcube.vae.seasons import CROPS, double_logistic, sun_zenith_deg
@@ -196,7 +197,7 @@ def demo_scene(size: int = 64, seed: int = 0, chunks: int | None = 32) -> DemoSc
         {"long_name": "Sentinel-1 local incidence angle", "units": "degree"},
     )
     attrs = {"crs": DEMO_CRS, "title": "xr_physcube demo cube (simulated)", "seed": seed}
-    cube = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    cube = write_crs(xr.Dataset(data_vars, coords=coords, attrs=attrs), DEMO_CRS)
 
     truth_vars = {
         "lai": (dims, lai.astype(np.float32), PROSAIL_PARAMETERS["lai"].attrs()),
@@ -226,7 +227,9 @@ def demo_scene(size: int = 64, seed: int = 0, chunks: int | None = 32) -> DemoSc
             {"flag_meanings": " ".join(c.replace(" ", "_") for c in crop_names)},
         ),
     }
-    truth = xr.Dataset(truth_vars, coords={k: cube.coords[k] for k in ("time", "y", "x")})
+    truth = xr.Dataset(
+        truth_vars, coords={k: cube.coords[k] for k in ("time", "y", "x", "spatial_ref")}
+    )
     if chunks:
         cube = cube.chunk({"time": 1, "y": chunks, "x": chunks})
     return DemoScene(cube, truth)

@@ -30,6 +30,7 @@ from xr_physcube.io.demo import (
     _parcels,
     _smooth_field,
 )
+from xr_physcube.io.georef import write_crs
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS
 from xr_physcube.sensors.sentinel1 import db_to_linear
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
@@ -160,6 +161,7 @@ def demo_season(
         {"flag_meanings": " ".join(c.replace(" ", "_") for c in CROPS)},
     )  # fmt: skip
     truth_ds = xr.Dataset(truth_vars, {"time": days, **space}, attrs)
+    s2, s1_ds, truth_ds = (write_crs(ds, DEMO_CRS) for ds in (s2, s1_ds, truth_ds))
     if chunks:
         s2 = s2.chunk({"time": -1, "y": chunks, "x": chunks})
         s1_ds = s1_ds.chunk({"time": -1, "y": chunks, "x": chunks})

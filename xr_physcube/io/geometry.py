@@ -11,9 +11,9 @@ from xml.etree.ElementTree import ParseError as ET_ParseError
 
 import numpy as np
 import pandas as pd
-import pystac
 import xarray as xr
 
+from xr_physcube._extras import require
 from xr_physcube.exceptions import (
     MetadataError,
 )
@@ -45,6 +45,8 @@ S1_DEFAULT_INCIDENCE_DEG = 0.5 * (IW_INCIDENCE_RANGE_DEG[0] + IW_INCIDENCE_RANGE
 # ----------------------------------------------------------------------------------------
 # Angles
 # ----------------------------------------------------------------------------------------
+
+pystac = require("pystac", "loading cubes from a STAC API")
 
 
 def solar_position(time, lon: float, lat: float) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +185,7 @@ def granule_angles(
         arr = dsa.map_blocks(
             block, name, chunks=data.chunks, dtype=np.float32, meta=np.array((), np.float32)
         )
-        attrs = {"long_name": long[name], "units": "deg", "source": "tile metadata grids"}
+        attrs = {"long_name": long[name], "units": "degree", "source": "tile metadata grids"}
         # NaN outside the item's footprint, so same-day mosaics take the right tile's angles
         out[name] = xr.DataArray(
             arr, dims=template.dims, coords=template.coords, attrs=attrs

@@ -61,7 +61,6 @@ from xr_physcube.io._search import STAC_TIMEOUT_S, search_items
 from xr_physcube.io._stack import (
     S1_ASSET_KEYS,
     S2_ASSET_KEYS,
-    grid_from,
     mosaic_same_day,
     resolve_assets,
     stack_items,
@@ -76,6 +75,7 @@ from xr_physcube.io.geometry import (
     item_angles,
     solar_position,
 )
+from xr_physcube.io.georef import grid_from
 from xr_physcube.sensors.sentinel1 import (
     POLARISATIONS,
     check_polarisations,
@@ -131,6 +131,8 @@ def load_s2(
     sign: str | None = None,
     modifier: Callable | None = None,
     timeout: float | None = STAC_TIMEOUT_S,
+    engine: str = "stackstac",
+    read_errors: str = "raise",
 ) -> xr.Dataset:
     """Sentinel-2 L2A surface reflectance cube (lazy, dims time, y, x).
 
@@ -147,10 +149,17 @@ def load_s2(
         resolution: output pixel size (CRS units, m); 20/60 m bands are resampled.
         bounds: output extent (minx, miny, maxx, maxy) in the output CRS.
         chunks: dask chunk size in y/x (int or (cy, cx)); one date per chunk.
+        engine: "stackstac" (default) or "odc-stac" (maintained by the Open Data Cube
+            project; the ``odc-stac`` extra): the same cube on the same ``bounds``.
+        read_errors: "raise" (default), or "nan": a failed asset read is retried
+            (3 tries, 0.5 s then 1 s apart) and then gives NaN with a
+            :class:`~xr_physcube.exceptions.ReadFailureWarning`, so a tile job survives
+            a flaky image host (odc-stac: no retry, ``fail_on_error=False``).
         resampling: rasterio resampling name for all bands ("nearest", "bilinear", ...);
             SCL is always nearest.
-        mosaic: merge items of the same UTC day (adjacent tiles): first valid pixel in
-            time order after masking; per-date angle coordinates averaged (per-pixel
+        mosaic: merge items of the same local solar day (adjacent tiles of one pass;
+            UTC + longitude / 15 h at the bbox centre): first valid pixel in time order
+            after masking; per-date angle coordinates averaged (per-pixel
             ``angles="granule"`` variables: first valid pixel, like the bands).
         angles: "metadata": per-date coordinates ``tts``/``tto``/``psi`` from item
             properties (fallback in the module doc); "granule": per-pixel lazy variables
@@ -198,8 +207,10 @@ def load_s2(
         names.append("granule_metadata")
     keys = resolve_assets(items, names, table)
     grid = dict(
-        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
-    )
+        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks,
+        timeout=timeout, engine=check_engine(engine),
+        read_errors=check_read_errors(read_errors),
+    )  # fmt: skip
     ds = stack_items(items, {b: keys[b] for b in bands}, resampling=resampling, **grid)
     offsets = np.array(
         [
@@ -230,13 +241,12 @@ def load_s2(
         ds["SCL"].attrs = {"long_name": "L2A scene classification", "masked": str(scl_invalid)}
     if angles == "metadata":
         per_date = item_angles(items, bbox_centre(items, bbox))
-        units = {"tts": "sun zenith", "tto": "view zenith", "psi": "relative azimuth"}
-        ds = ds.assign_coords(
-            {k: ("time", v, {"long_name": units[k], "units": "deg"}) for k, v in per_date.items()}
-        )
+        names = {"tts": "sun zenith", "tto": "view zenith", "psi": "relative azimuth"}
+        angle = {k: {"long_name": names[k], "units": "degree"} for k in names}
+        ds = ds.assign_coords({k: ("time", v, angle[k]) for k, v in per_date.items()})
     ds = ds.assign_coords(boa_offset=("time", offsets, {"units": "DN"}))
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-2")
-    return mosaic_same_day(ds) if mosaic else ds
+    return mosaic_same_day(ds, bbox_centre(items, bbox)[0]) if mosaic else ds
 
 
 def load_s1(
@@ -248,6 +258,7 @@ def load_s1(
     polarisations: Sequence[str] = POLARISATIONS,
     db: bool = False,
     assets_in_db: bool = False,
+    radiometry: str = "auto",
     orbit_state: str | None = None,
     epsg: int | None = None,
     resolution: float = 10.0,
@@ -260,6 +271,8 @@ def load_s1(
     sign: str | None = None,
     modifier: Callable | None = None,
     timeout: float | None = STAC_TIMEOUT_S,
+    engine: str = "stackstac",
+    read_errors: str = "raise",
 ) -> xr.Dataset:
     """Sentinel-1 backscatter cube (lazy, dims time, y, x): ``VV``, ``VH`` and ``theta``.
 
@@ -269,20 +282,32 @@ def load_s1(
         polarisations: subset of :data:`~xr_physcube.sensors.sentinel1.POLARISATIONS`.
         db: return backscatter in dB (``10 log10``) instead of linear power.
         assets_in_db: the assets hold dB values (converted to linear first).
+        radiometry: what the assets hold: "sigma0" (backscatter per unit ground area,
+            what the models take), "gamma0" (per unit area normal to the look
+            direction; radiometrically terrain-corrected products such as Planetary
+            Computer's and CDSE's ``sentinel-1-rtc``), or "auto": gamma0 if the
+            collection id contains "rtc", else sigma0. Gamma0 is converted to sigma0 on
+            the ellipsoid, ``sigma0 = gamma0 cos(theta)`` (Small 2011, IEEE TGRS 49(8),
+            eq. 2 on flat ground): -1.03 dB at theta = 38 deg.
         orbit_state: keep only "ascending" or "descending" items (``sat:orbit_state``;
             any case).
         epsg, resolution, bounds, chunks: output grid as in :func:`load_s2` (chunks
             default 1024, or those of ``like``).
-        like: a cube from :func:`load_s2`: use its CRS, resolution, extent and chunks.
+        like: any georeferenced Dataset (a cube from :func:`load_s2`, or one with a
+            rioxarray CRS): use its CRS, resolution, extent and chunks.
         resampling: rasterio resampling for backscatter (bilinear averages linear power,
             or dB values with ``assets_in_db``: the conversion follows the resampling).
-        mosaic: merge slices of the same UTC day (first valid pixel in time order).
+        mosaic: merge slices of the same local solar day (first valid pixel in time
+            order), as in :func:`load_s2`.
+        engine, read_errors: as in :func:`load_s2`.
 
     Returns:
-        Dataset with float32 ``VV``/``VH`` (units "m2/m2" or "dB") and ``theta`` (deg), a
+        Dataset with float32 sigma0 ``VV``/``VH`` (units "1" or "dB"; attrs
+        ``radiometry="sigma0"`` and ``source_radiometry``) and ``theta`` (degree), a
         per-pixel variable or a per-date coordinate (see module doc); attrs as S2.
     """
     pols = check_polarisations(list(polarisations))
+    source = source_radiometry(radiometry, collection)
     if orbit_state is not None:
         if str(orbit_state).lower() not in ("ascending", "descending"):
             raise InvalidArgumentError(
@@ -313,26 +338,14 @@ def load_s1(
     chunks = 1024 if chunks is None else chunks
     keys = resolve_assets(items, pols, S1_ASSET_KEYS)
     grid = dict(
-        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks, timeout=timeout
-    )
+        bbox=bbox, epsg=epsg, resolution=resolution, bounds=bounds, chunks=chunks,
+        timeout=timeout, engine=check_engine(engine),
+        read_errors=check_read_errors(read_errors),
+    )  # fmt: skip
     ds = stack_items(items, keys, resampling=resampling, **grid)
-    for p in pols:
-        da = ds[p]
-        if assets_in_db and not db:
-            da = xr.apply_ufunc(db_to_linear, da, dask="parallelized", output_dtypes=[np.float32])
-        elif db and not assets_in_db:
-            da = xr.apply_ufunc(  # no valid look (sigma0 <= 0): NaN, not a value
-                linear_to_db,
-                da,
-                kwargs={"mask_invalid": True},
-                dask="parallelized",
-                output_dtypes=[np.float32],
-            )
-        ds[p] = da.astype(np.float32)
-        ds[p].attrs = {"long_name": f"sigma0 {p}", "units": "dB" if db else "m2/m2"}
     common = set.intersection(*(set(it.assets) for it in items))
     inc_key = next((k for k in S1_ASSET_KEYS["theta"] if k in common), None)
-    attrs = {"long_name": "incidence angle", "units": "deg"}
+    attrs = {"long_name": "incidence angle", "units": "degree"}
     if inc_key is not None:
         ds["theta"] = stack_items(items, {"theta": inc_key}, resampling="bilinear", **grid)["theta"]
         ds["theta"].attrs = attrs
@@ -348,8 +361,71 @@ def load_s1(
             )
         theta = [S1_DEFAULT_INCIDENCE_DEG if t is None else t for t in theta]
         ds = ds.assign_coords(theta=("time", np.array(theta), attrs))
+    for p in pols:
+        da = ds[p]
+        if assets_in_db:
+            da = xr.apply_ufunc(db_to_linear, da, dask="parallelized", output_dtypes=[np.float32])
+        if source == "gamma0":
+            da = gamma0_to_sigma0(da, ds["theta"])
+        if db:
+            da = xr.apply_ufunc(  # no valid look (sigma0 <= 0): NaN, not a value
+                linear_to_db,
+                da,
+                kwargs={"mask_invalid": True},
+                dask="parallelized",
+                output_dtypes=[np.float32],
+            )
+        ds[p] = da.astype(np.float32)
+        ds[p].attrs = {
+            "long_name": f"Sentinel-1 {p} backscatter coefficient sigma0"
+            + (" (from RTC gamma0 x cos(theta))" if source == "gamma0" else ""),
+            "units": "dB" if db else "1",
+            "radiometry": "sigma0",
+            "source_radiometry": source,
+        }
     ds.attrs.update(collection=collection, items=[it.id for it in items], sensor="Sentinel-1")
-    return mosaic_same_day(ds) if mosaic else ds
+    return mosaic_same_day(ds, bbox_centre(items, bbox)[0]) if mosaic else ds
+
+
+ENGINES = ("stackstac", "odc-stac")
+"""How items become a cube: stackstac (default) or odc-stac (maintained, same grid)."""
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise InvalidArgumentError(f"engine must be one of {ENGINES}; got {engine!r}")
+    if engine == "odc-stac":
+        from xr_physcube._extras import require
+
+        require("odc.stac", "engine='odc-stac'")
+    return engine
+
+
+def check_read_errors(read_errors: str) -> str:
+    if read_errors not in ("raise", "nan"):
+        raise InvalidArgumentError(f"read_errors must be 'raise' or 'nan'; got {read_errors!r}")
+    return read_errors
+
+
+RADIOMETRIES = ("sigma0", "gamma0")
+
+
+def source_radiometry(radiometry: str, collection: str) -> str:
+    """ "sigma0" or "gamma0": what a collection's assets hold (``radiometry="auto"``:
+    gamma0 for a radiometrically terrain-corrected, "rtc", collection)."""
+    if radiometry == "auto":
+        return "gamma0" if "rtc" in collection.lower() else "sigma0"
+    if radiometry not in RADIOMETRIES:
+        raise InvalidArgumentError(
+            f"radiometry must be 'auto', 'sigma0' or 'gamma0'; got {radiometry!r}"
+        )
+    return radiometry
+
+
+def gamma0_to_sigma0(gamma0: xr.DataArray, theta_deg: xr.DataArray) -> xr.DataArray:
+    """Linear sigma0 from linear gamma0 and the incidence angle (degree) on the
+    ellipsoid: ``sigma0 = gamma0 cos(theta)`` (Small 2011, IEEE TGRS 49(8):3081)."""
+    return gamma0 * np.cos(np.deg2rad(theta_deg)).astype(np.float32)
 
 
 def merge_cubes(s2: xr.Dataset, s1: xr.Dataset, tolerance: str | pd.Timedelta = "3D") -> xr.Dataset:
@@ -406,11 +482,12 @@ def load_cube(
 
     ``s2_kwargs`` go to :func:`load_s2` (``bands``, ``resolution``, ``bounds``,
     ``chunks``, ``sign`` …); ``s1_kwargs`` to :func:`load_s1` (``db``,
-    ``orbit_state`` …). ``sign``/``modifier``/``timeout`` are passed to both searches.
+    ``orbit_state`` …). ``sign``/``modifier``/``timeout``/``engine`` apply to both.
     """
     s2 = load_s2(catalog_or_url, bbox, time, collection=s2_collection, **s2_kwargs)
     # signing applies to both; S2 filters (query, max_cloud_cover) do not apply to S1
-    s1_kw = {k: s2_kwargs[k] for k in ("sign", "modifier", "timeout") if k in s2_kwargs}
+    shared = ("sign", "modifier", "timeout", "engine", "read_errors")
+    s1_kw = {k: s2_kwargs[k] for k in shared if k in s2_kwargs}
     s1_kw.update(s1_kwargs or {})
     s1 = load_s1(catalog_or_url, bbox, time, collection=s1_collection, like=s2, **s1_kw)
     return merge_cubes(s2, s1, tolerance=tolerance)

@@ -99,6 +99,10 @@ class Prosail(nn.Module):
         spectral_step: compute every ``spectral_step``-th wavelength only (1 nm = full
             resolution). A speed/accuracy trade-off for training loops that only need
             bands: the ``sensor`` must then be built with the same ``spectral_step``.
+            Better for bands: a sensor in band mode (``Sentinel2Bands(band_step=k)``):
+            only the wavelengths its SRFs weight are
+            computed (745 of 2101 at k = 1, exact; fewer and <= 1e-3 off for
+            :data:`~xr_physcube.sensors.sentinel2.BAND_MODE_STEP`).
         compile: run the spectral core through ``torch.compile`` (one fused kernel
             instead of ~400 elementwise passes: several times faster on CPU and GPU,
             after a one-off compilation of ~15–60 s per dtype/device/chunk shape; needs
@@ -123,6 +127,12 @@ class Prosail(nn.Module):
         if spectral_step < 1:
             raise InvalidArgumentError(f"spectral_step must be >= 1; got {spectral_step}")
         sensor = _sensor_module(sensor, spectral_step)
+        if (
+            isinstance(sensor, Sentinel2Bands)
+            and sensor.band_step is None
+            and sensor.spectral_step == spectral_step == 1
+        ):  # the same convolution on the SRFs' support only: 745 of 2101 nm, exact
+            sensor = Sentinel2Bands(sensor.satellite, sensor.bands, band_step=1)
         if sensor is not None and getattr(sensor, "spectral_step", 1) != spectral_step:
             raise InvalidArgumentError(
                 f"sensor {sensor!r} samples every {getattr(sensor, 'spectral_step', 1)} nm but "
@@ -141,7 +151,11 @@ class Prosail(nn.Module):
         self.compile = compile
         soil = read_table("xr_physcube.models", "soil_reflectance.csv")
         dry_wet = torch.tensor(np.stack([soil["dry"], soil["wet"]]), dtype=torch.float64)
-        self.register_buffer("soil_spectra", dry_wet[:, ::spectral_step].clone(), persistent=False)
+        index = getattr(sensor, "wavelength_index", None)  # band mode: the SRFs' support
+        if index is None:
+            index = torch.arange(0, dry_wet.shape[-1], spectral_step)
+        self.register_buffer("wavelength_index", index.clone(), persistent=False)
+        self.register_buffer("soil_spectra", dry_wet[:, index].clone(), persistent=False)
 
     @property
     def version(self) -> str:
@@ -225,9 +239,9 @@ class Prosail(nn.Module):
     ) -> SailReflectance | None:
         """Spectra of one chunk; written into ``out`` (5, chunk, n_wavelengths) if given."""
         dtype, device = t["lai"].dtype, t["lai"].device
-        step = self.spectral_step
-        kspec = self.leaf_model.specific_absorption[:, ::step].to(dtype=dtype, device=device)
-        interface = self.leaf_model.interface[:, ::step].to(dtype=dtype, device=device)
+        index = self.wavelength_index.to(self.leaf_model.interface.device)
+        kspec = self.leaf_model.specific_absorption[:, index].to(dtype=dtype, device=device)
+        interface = self.leaf_model.interface[:, index].to(dtype=dtype, device=device)
         soil = self.soil_spectra.to(dtype=dtype, device=device)
         contents = torch.stack([t[c] for c in self.leaf_model.constituents], dim=-1)
         scalars = torch.stack([t["N"], t["psoil"], t["rsoil"], t["lai"], t["skyl"]], dim=-1)

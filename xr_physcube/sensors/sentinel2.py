@@ -155,6 +155,47 @@ def srf_weights(
     return torch.as_tensor(srf / srf.sum(axis=0, keepdims=True), dtype=dtype, device=device)
 
 
+BAND_MODE_STEP = 3
+"""Step (nm) of the band mode used where bands suffice (the VAE decoders): 277
+wavelengths instead of 2101, <= 1e-3 reflectance from the full convolution (5.4e-4 max
+over 10,000 draws uniform over every PROSAIL parameter's full range, largest in the
+red-edge bands B5/B6; step 5 gave 1.6e-3; ``benchmarks/bench_prosail.py`` prints it)."""
+
+
+def band_support_grid(
+    satellite: str = "S2A", bands: tuple[str, ...] | list[str] = BANDS, step: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The wavelengths a band convolution needs, and their weights.
+
+    Only where some band's SRF is non-zero (745 of the 2101 nm for the 10 land bands),
+    every ``step`` nm from each band's first non-zero nm (and its last); each support
+    nm's SRF weight is shared by the two kept wavelengths around it in proportion to
+    linear interpolation, so the weights of a band still sum to 1 and a spectrum that
+    is piecewise linear between kept wavelengths is convolved exactly.
+
+    Returns:
+        (index, weights): indices into :data:`WAVELENGTHS_NM` (n,), int64; weights
+        (n, n_bands) for ``spectra[..., index] @ weights``.
+    """
+    full = srf_weights(satellite, bands, torch.float64, None, 1).numpy()
+    kept: set[int] = set()
+    for b in range(full.shape[1]):
+        nz = np.flatnonzero(full[:, b] > 0)
+        kept.update(range(int(nz[0]), int(nz[-1]) + 1, step))
+        kept.add(int(nz[-1]))
+    index = np.array(sorted(kept), dtype=np.int64)
+    support = np.flatnonzero(full.sum(axis=1) > 0)
+    # each support nm's weight shared by its two neighbours on the kept grid, linearly
+    pos = np.clip(np.searchsorted(index, support, side="right"), 1, len(index) - 1)
+    lo, hi = index[pos - 1], index[pos]
+    frac = np.clip((support - lo) / np.maximum(hi - lo, 1), 0.0, 1.0)[:, None]
+    weights = np.zeros((len(index), full.shape[1]))
+    np.add.at(weights, pos - 1, full[support] * (1.0 - frac))
+    np.add.at(weights, pos, full[support] * frac)
+    used = weights.sum(axis=1) > 0
+    return index[used], weights[used]
+
+
 class Sentinel2Bands(nn.Module):
     """Convolve spectra (..., 2101) on 400–2500 nm with the MSI SRFs to (..., n_bands).
 
@@ -164,6 +205,12 @@ class Sentinel2Bands(nn.Module):
             :data:`ALL_BAND_NAMES` for all 13.
         spectral_step: input spectra sampled every ``spectral_step`` nm from 400 nm
             (1 = the full 2101-sample grid).
+        band_step: instead, the band mode: input spectra only on the wavelengths the
+            SRFs weight, every ``band_step`` nm (:func:`band_support_grid`;
+            :attr:`wavelength_index` lists them, and :class:`~xr_physcube.models.
+            prosail.Prosail` computes only those). Error against the full convolution:
+            ``python benchmarks/bench_prosail.py`` prints it (<= 1e-3 reflectance for
+            :data:`BAND_MODE_STEP`).
     """
 
     def __init__(
@@ -171,25 +218,42 @@ class Sentinel2Bands(nn.Module):
         satellite: str = "S2A",
         bands: tuple[str, ...] | list[str] = BANDS,
         spectral_step: int = 1,
+        band_step: int | None = None,
     ):
         super().__init__()
         self.satellite = _check_satellite(satellite)
         self.bands = check_bands(bands)
         self.spectral_step = int(spectral_step)
-        weights = srf_weights(self.satellite, self.bands, torch.float64, None, self.spectral_step)
+        self.band_step = band_step
+        if band_step is not None:
+            if int(band_step) < 1 or self.spectral_step != 1:
+                raise InvalidArgumentError(
+                    f"band_step must be >= 1 and spectral_step 1; got {band_step}, {spectral_step}"
+                )
+            index, table = band_support_grid(self.satellite, self.bands, int(band_step))
+            weights = torch.as_tensor(table)
+            self.register_buffer("wavelength_index", torch.as_tensor(index), persistent=False)
+        else:
+            weights = srf_weights(self.satellite, self.bands, torch.float64, None, spectral_step)
+            self.wavelength_index = None
         self.register_buffer("weights", weights, persistent=False)  # a table, not state
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:
         n = self.weights.shape[0]
         if spectra.shape[-1] != n:
+            grid = (
+                f"400–2500 nm every {self.spectral_step} nm"
+                if self.band_step is None
+                else f"the band-mode grid, wavelength_index, every {self.band_step} nm"
+            )
             raise DimensionError(
-                f"spectra must have {n} samples (400–2500 nm every {self.spectral_step} nm) in "
-                f"the last dimension; got shape {tuple(spectra.shape)}"
+                f"spectra must have {n} samples ({grid}) in the last dimension; got shape "
+                f"{tuple(spectra.shape)}"
             )
         return spectra @ self.weights.to(dtype=spectra.dtype, device=spectra.device)
 
     def extra_repr(self) -> str:
         return (
             f"satellite={self.satellite!r}, bands={list(self.bands)}, "
-            f"spectral_step={self.spectral_step}"
+            f"spectral_step={self.spectral_step}, band_step={self.band_step}"
         )

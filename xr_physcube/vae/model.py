@@ -52,7 +52,7 @@ from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParam
 from xr_physcube.models.sar import SOIL_PARAMETERS, water_cloud_backscatter
 from xr_physcube.parameters import ParameterSet, ParameterSpec
 from xr_physcube.sensors.sentinel1 import POLARISATIONS, linear_to_db
-from xr_physcube.sensors.sentinel2 import BANDS, Sentinel2Bands
+from xr_physcube.sensors.sentinel2 import BAND_MODE_STEP, BANDS, Sentinel2Bands
 from xr_physcube.vae.priors import (
     LatentPrior,
     PriorTable,
@@ -163,6 +163,10 @@ class VAEConfig:
     hidden: int = 128
     depth: int = 3
     spectral_step: int = 5
+    """Uniform PROSAIL grid step (nm), used only when ``band_step`` is None."""
+    band_step: int | None = BAND_MODE_STEP
+    """PROSAIL on the S2 SRFs' support every ``band_step`` nm (the band mode, <= 1e-3
+    reflectance from the full convolution; the old uniform 5 nm grid was 5.5e-3 off)."""
     noise: str = "learned"  # "learned" (per-output sigma) or "fixed"
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     prior: str | PriorTable = "inverse"
@@ -329,7 +333,8 @@ class TemporalEncoder(nn.Module):
 class PhysicalDecoder(nn.Module):
     """Physical latents (..., n_latent) + angles (..., 4) -> (..., 12) S2 reflectance, S1 dB.
 
-    PROSAIL-D (Campbell LIDF) on a ``spectral_step`` nm grid with the S2A SRFs, and the
+    PROSAIL-D (Campbell LIDF) in band mode (the S2A SRFs' support every ``band_step``
+    nm; or a uniform ``spectral_step`` nm grid when ``band_step`` is None), and the
     Water Cloud Model over Oh (2004) with the LAI-form coefficients of
     :data:`~xr_physcube.models.sar.WCM_COEFFICIENTS`. Parameters that are not latents
     take their ``ParameterSpec`` defaults, except carotenoids (``CAR_RATIO`` × Cab) when
@@ -337,13 +342,21 @@ class PhysicalDecoder(nn.Module):
     unused ``lidfb`` are fixed, as in the inverse module's simulations).
     """
 
-    def __init__(self, latents: Sequence[str], spectral_step: int = 5):
+    def __init__(
+        self,
+        latents: Sequence[str],
+        spectral_step: int = 5,
+        band_step: int | None = BAND_MODE_STEP,
+    ):
         super().__init__()
         self.latents = tuple(latents)
+        if band_step is not None:
+            sensor, spectral_step = Sentinel2Bands(band_step=band_step), 1
+        else:
+            sensor = Sentinel2Bands(spectral_step=spectral_step)
         self.prosail = Prosail(
-            "D", "campbell", sensor=Sentinel2Bands(spectral_step=spectral_step),
-            validate=False, spectral_step=spectral_step,
-        )  # fmt: skip
+            "D", "campbell", sensor=sensor, validate=False, spectral_step=spectral_step
+        )
 
     def forward(self, z: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         values = dict(zip(self.latents, z.unbind(-1), strict=True))
@@ -400,7 +413,7 @@ class PhysVAE(nn.Module):
         n = len(config.latents)
         enc = TemporalEncoder if config.temporal else PixelEncoder
         self.encoder = enc(n + config.n_free, config.hidden, config.depth)
-        self.decoder = PhysicalDecoder(config.latents, config.spectral_step)
+        self.decoder = PhysicalDecoder(config.latents, config.spectral_step, config.band_step)
         self.prior = LatentPrior(config.latents, config.prior)
         lo = torch.tensor([config.ranges[k][0] for k in config.latents])
         hi = torch.tensor([config.ranges[k][1] for k in config.latents])
