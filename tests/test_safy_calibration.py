@@ -322,12 +322,15 @@ def test_cli_writes_biomass_and_yield_maps(tmp_path, capsys):
         str(out),
         "--sowing",
         "2024-04-01",
+        "--harvest",
+        "2024-10-01",
         "--steps",
         "1",
     ]
     assert main(argv) == 0
     maps = xr.open_zarr(out)
     assert maps.biomass_final.shape == (2, 2) and np.isfinite(maps["yield"].values).all()
+    assert maps.attrs["season_end"] == "2024-10-01"
     assert main(argv) == 1  # exists: refused without --overwrite
     assert main([*argv[:3], str(tmp_path / "missing.csv"), *argv[4:], "--overwrite"]) == 1
     assert "does not exist" in capsys.readouterr().err
@@ -358,3 +361,17 @@ def test_model_level_checks():
     with pytest.raises(InvalidArgumentError, match="starts"):
         sc.calibrate(t, r, lai, day, grid_size=4, starts=5)
     assert sc.crop_prior("Corn") is sc.MAIZE and sc.crop_prior("wheat") is sc.WINTER_WHEAT
+
+
+def test_harvest_date_ends_the_season():
+    glai, _ = _truth(TRUE)
+    cube, w = _cube(glai), _weather()
+    res = cube.physics.calibrate_safy("lai", w, "maize", harvest="2024-09-01", trajectory=True)
+    assert pd.Timestamp(res.time.values[-1]) == pd.Timestamp("2024-09-01")
+    assert res.attrs["season_end"] == "2024-09-01"
+    np.testing.assert_allclose(res.biomass.values[-1], res.biomass_final.values, rtol=1e-6)
+    assert int(res.n_obs.max()) == int((DAYS[OBS] <= pd.Timestamp("2024-09-01")).sum())
+    with pytest.raises(TimeAxisError, match="harvest"):
+        cube.physics.calibrate_safy("lai", w, "maize", harvest="2025-01-01")
+    with pytest.raises(InvalidArgumentError, match="harvest"):
+        cube.physics.calibrate_safy("lai", w, "maize", harvest="soon")

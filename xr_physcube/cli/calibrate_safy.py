@@ -2,7 +2,7 @@
 calibrated per pixel, ``ds.physics.calibrate_safy``), written to a Zarr store.
 
 xr-physcube calibrate-safy LAI.zarr --weather WEATHER --out maps.zarr
-    [--crop maize|winter_wheat] [--sowing DATE] [--lai lai] [--trajectory]
+    [--crop maize|winter_wheat] [--sowing DATE] [--harvest DATE] [--lai lai] [--trajectory]
     [--steps 2] [--starts 1] [--grid-size 2048] [--overwrite | --resume]
 
 ``WEATHER`` is a Zarr store or a CSV file (a ``date`` or ``time`` column, then the
@@ -66,6 +66,7 @@ def _calibrate_safy(args: argparse.Namespace) -> int:
         weather,
         args.crop,
         sowing=args.sowing,
+        harvest=args.harvest,
         trajectory=args.trajectory,
         temperature=args.temperature,
         radiation=args.radiation,
@@ -103,6 +104,7 @@ def add_calibrate_safy_parser(sub) -> None:
     job.add_argument("--out", required=True, help="Zarr store to write (must not exist)")
     job.add_argument("--crop", default="maize", help="maize or winter_wheat (default maize)")
     job.add_argument("--sowing", default=None, help="sowing date, e.g. 2024-04-15")
+    job.add_argument("--harvest", default=None, help="harvest date (default: last weather day)")
     job.add_argument("--lai", default="lai", help="name of the LAI variable")
     job.add_argument("--temperature", default="temperature", help="weather variable, degC")
     job.add_argument("--radiation", default="radiation", help="weather variable, MJ m-2 d-1")

@@ -104,22 +104,34 @@ def _obs_days(lai_times: np.ndarray, days: np.ndarray) -> np.ndarray:
     return idx.astype(np.int64)
 
 
+def _day_index(date: Any, days: np.ndarray, name: str, check: bool = True) -> float:
+    """Index of calendar day ``date`` in the daily series ``days`` (checked inside)."""
+    try:
+        when = pd.Timestamp(date)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"calibrate_safy(): {name}={date!r} is not a date") from err
+    if pd.isna(when):
+        raise InvalidArgumentError(f"calibrate_safy(): {name} is NaT")
+    first = np.datetime64(pd.Timestamp(days[0]).floor("D"))
+    index = float((np.datetime64(when.floor("D")) - first) / np.timedelta64(1, "D"))
+    if check and not 0 <= index <= days.size - 1:
+        raise TimeAxisError(
+            f"calibrate_safy(): {name} {when.date()} lies outside the weather series "
+            f"{days[0]} .. {days[-1]}"
+        )
+    return index
+
+
 def _d0_bounds(sowing: Any, days: np.ndarray, crop) -> tuple[float, float] | None:
     if sowing is None:
         return None
-    try:
-        when = pd.Timestamp(sowing)
-    except (TypeError, ValueError) as err:
-        raise InvalidArgumentError(f"calibrate_safy(): sowing={sowing!r} is not a date") from err
-    if pd.isna(when):
-        raise InvalidArgumentError("calibrate_safy(): sowing is NaT")
-    first = np.datetime64(pd.Timestamp(days[0]).floor("D"))
-    s = float((np.datetime64(when.floor("D")) - first) / np.timedelta64(1, "D"))
+    s = _day_index(sowing, days, "sowing", check=False)
     lo, hi = s + crop.emergence_days[0], s + crop.emergence_days[1]
     if lo < 0 or lo > days.size - 2:
         raise TimeAxisError(
-            f"calibrate_safy(): sowing {when.date()} + {crop.emergence_days[0]:g} days lies "
-            f"outside the weather series {days[0]} .. {days[-1]}"
+            f"calibrate_safy(): sowing {pd.Timestamp(sowing).date()} + "
+            f"{crop.emergence_days[0]:g} days lies outside the weather series "
+            f"{days[0]} .. {days[-1]}"
         )
     return lo, min(hi, days.size - 1.0)
 
@@ -211,6 +223,7 @@ def calibrate_safy(
     crop: str = "maize",
     *,
     sowing: Any = None,
+    harvest: Any = None,
     lai_std: str | None = "auto",
     temperature: str = "temperature",
     radiation: str = "radiation",
@@ -246,6 +259,9 @@ def calibrate_safy(
             (:data:`~xr_physcube.models.safy_calibration.CROPS`, sources there).
         sowing: sowing date (anything ``pd.Timestamp`` reads): bounds the emergence
             search to the crop's days after sowing; default the whole weather series.
+        harvest: harvest date: the season (weather, daily outputs, ``biomass_final``
+            and ``yield``) ends that day, and LAI dates after it are not used;
+            default the last weather day (SAFY freezes biomass once its season ends).
         lai_std: LAI standard deviation variable (m² m⁻²) weighting the fit; "auto"
             uses ``<lai>_std`` when present, None ignores it.
         temperature, radiation: names of the weather variables.
@@ -306,6 +322,21 @@ def calibrate_safy(
     if not np.issubdtype(lai_times.dtype, np.datetime64):
         raise TimeAxisError("calibrate_safy(): the LAI 'time' must hold datetime64 dates")
     days, (temp, rad) = _weather(weather, temperature, radiation)
+    keep = np.ones(lai_times.size, bool)
+    if harvest is not None:  # the season, and the LAI used, end on the harvest day
+        cut = int(_day_index(harvest, days, "harvest"))
+        if cut < 2:
+            raise TimeAxisError(f"calibrate_safy(): harvest {harvest} leaves < 3 weather days")
+        days, temp, rad = (
+            days[: cut + 1],
+            temp.isel(day=slice(0, cut + 1)),
+            rad.isel(day=slice(0, cut + 1)),
+        )
+        keep = lai_times < days[-1] + np.timedelta64(1, "D")
+        if keep.sum() < 3:
+            raise TimeAxisError("calibrate_safy(): fewer than 3 LAI dates before the harvest")
+        y = y.isel(time=keep)
+        lai_times = lai_times[keep]
     obs_day = _obs_days(lai_times, days)
     space_dims = [d for d in y.dims if d != "time"]
     for da in (temp, rad):
@@ -318,7 +349,8 @@ def calibrate_safy(
     inputs = [y.transpose(*space_dims, "time")]
     if std_name is not None and (lai_std != "auto" or std_name in ds.variables):
         require(ds, [std_name], "calibrate_safy() lai_std")
-        inputs.append(ds[std_name].reset_coords(drop=True).transpose(*space_dims, "time"))
+        std_da = ds[std_name].reset_coords(drop=True).isel(time=keep)
+        inputs.append(std_da.transpose(*space_dims, "time"))
     has_std = len(inputs) == 2
     d0_bounds = _d0_bounds(sowing, days, prior)
     if y.chunks is not None:
@@ -383,6 +415,7 @@ def _unpack(packed, days, space_dims, prior, trajectory, ds, y, options) -> xr.D
         " Battude et al. 2016, RSE 184:668-681)",
         "crop": prior.name,
         "harvest_index": prior.hi,
+        "season_end": str(pd.Timestamp(days[-1]).date()),
         **{f"calibration_{k}": str(v) for k, v in opts.items()},
         **({"crs": ds.attrs["crs"]} if "crs" in ds.attrs else {}),
     }
