@@ -31,7 +31,8 @@ Method (all pixels at once, in PyTorch):
    method) for ``steps`` iterations on every (pixel, start) pair. The Jacobian of the
    GLAI series w.r.t. z is taken through the differentiable SAFY, by forward-mode
    automatic differentiation (``jacobian="autodiff"``, exact) or forward differences
-   (``jacobian="finite-difference"``, about 4× cheaper on CPU).
+   (``jacobian="finite-difference"``, the default: ~20× faster on this CPU, where
+   forward-mode AD pays a large per-operation overhead on ``exp`` and ``where``).
 5. **Uncertainty.** Laplace approximation at the best start: C = (JᵀWJ + prior)⁻¹ in z
    (J of the last point where it was computed: the final step is evaluated without it),
    inflated by the reduced χ² of the fit when above 1; biomass variance gᵀCg with g the
