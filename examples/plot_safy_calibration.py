@@ -100,7 +100,7 @@ def main() -> None:
     im = axes[1].imshow(yield_t, cmap="YlOrBr")
     fig.colorbar(im, ax=axes[1], label="grain yield (t ha⁻¹, HI × final biomass)")
     mean = float(np.nanmean(yield_t))
-    axes[1].set_title(f"yield of the demo maize parcels (mean {mean:.1f} t/ha)")
+    axes[1].set_title(f"yield of the demo maize parcel (mean {mean:.1f} t/ha)")
     axes[1].set_xticks([]), axes[1].set_yticks([])
     fig.tight_layout()
     OUT.parent.mkdir(parents=True, exist_ok=True)
