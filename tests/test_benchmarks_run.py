@@ -25,6 +25,7 @@ TINY = {
     "bench_cube": "--dates 2 --size 64 --chunk 32",
     "bench_datacube": "--pixels 60 --memory-size 16",
     "bench_retrieval_speed": "--pixels 20000 --repeat 1",
+    "bench_safy_calibration": "--pixels 200 --days 150",
 }
 NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
 

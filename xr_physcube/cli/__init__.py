@@ -8,6 +8,8 @@ xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
 xr-physcube datacube URL --bbox W S E N --time START/END --out cube.zarr
     [--freq 5D] [--start DATE --end DATE] [--no-s1 | --no-s2] [--model FILE]
     [tile options of retrieve]
+xr-physcube calibrate-safy LAI.zarr --weather W.csv|W.zarr --out maps.zarr
+    [--crop maize | winter_wheat] [--sowing DATE] [--trajectory] [--overwrite | --resume]
 xr-physcube train-inverse s2|s1|s1_lai [--samples N] [--seed 0] [--out ./s2.pt | --replace-shipped]
 xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
     [--out ./vae_<name>.pt | --replace-shipped]
@@ -25,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from xr_physcube.cli.calibrate_safy import add_calibrate_safy_parser
 from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
 from xr_physcube.cli.datacube import add_datacube_parser
 from xr_physcube.cli.retrieve import (
@@ -242,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     add_retrieve_parser(sub)
     add_datacube_parser(sub)
+    add_calibrate_safy_parser(sub)
     _add_train_parsers(sub)
     return parser
 

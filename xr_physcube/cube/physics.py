@@ -1,5 +1,5 @@
 """The ``ds.physics`` accessor: forward models, retrievals, soil moisture from Sentinel-1
-series and SAFY crop growth on a cube.
+series, SAFY crop growth on a cube and SAFY calibrated per pixel on an LAI series.
 
 Glue only: each method gathers the variables a model needs from the Dataset and maps a
 block function over the chunks with the one mechanism of
@@ -24,6 +24,7 @@ import xarray as xr
 
 from xr_physcube.checkpoints import state_checksum
 from xr_physcube.cube import grow as _grow
+from xr_physcube.cube import safy_calibration as _safy_calibration
 from xr_physcube.cube import soil_moisture as _soil_moisture
 from xr_physcube.cube.blockwise import (
     DEFAULT_BATCH,
@@ -435,3 +436,14 @@ class PhysicsAccessor:
         )
 
     grow.__doc__ = _grow.grow.__doc__
+
+    def calibrate_safy(
+        self,
+        lai: str = "lai",
+        weather: xr.Dataset | None = None,
+        crop: str = "maize",
+        **options: Any,
+    ) -> xr.Dataset:
+        return _safy_calibration.calibrate_safy(self._ds, lai, weather, crop, **options)
+
+    calibrate_safy.__doc__ = _safy_calibration.calibrate_safy.__doc__
