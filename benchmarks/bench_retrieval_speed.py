@@ -14,24 +14,14 @@ Prints pixels/s and the ratio (b)/(a). Target (issue #18): >= 1.0x.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_real import SHARED, load_snap
+from bench_sar_safy import best_time
 
 from xr_physcube.inverse.pretrained import load_pretrained
-
-
-def _best(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -48,7 +38,7 @@ def main() -> None:
     ours_in = torch.as_tensor(np.column_stack([bands, angles]).astype(np.float32))
     net = load_pretrained("s2").eval()
     with torch.inference_mode():
-        t_ours = _best(lambda: net.predict(ours_in), args.repeat)
+        t_ours = best_time(lambda: net.predict(ours_in), args.repeat)
     print(f"torch {torch.__version__}, 1 thread, {n:,} pixels, float32")
     print(f"(b) xr_physcube s2 network, predict (8 variables, mean + std): "
           f"{n / t_ours:12,.0f} px/s")  # fmt: skip
@@ -58,7 +48,7 @@ def main() -> None:
     snap = snap_module.SnapBiophysical()
     cos = np.cos(np.deg2rad(angles))  # SNAP takes cos(tto), cos(tts), cos(psi)
     snap_in = np.column_stack([bands[:, 1:9], cos[:, 1], cos[:, 0], cos[:, 2]]).astype(np.float32)
-    t_snap = _best(lambda: snap.raw(snap_in), args.repeat)
+    t_snap = best_time(lambda: snap.raw(snap_in), args.repeat)
     print(f"(a) SNAP BV-NET in NumPy (5 variables, network output only):     "
           f"{n / t_snap:12,.0f} px/s")  # fmt: skip
     ratio = t_snap / t_ours
