@@ -23,6 +23,11 @@ class InvalidArgumentError(PhyscubeError, ValueError):
     non-positive batch size, exclusive options given together)."""
 
 
+class InputDtypeError(InvalidArgumentError, TypeError):
+    """An input holds values no model can compute with: text, objects, complex numbers.
+    Also a ``TypeError``, what NumPy and torch raise for such inputs."""
+
+
 class MissingVariableError(PhyscubeError, ValueError):
     """The Dataset lacks a variable or coordinate a method needs (bands, angles, forcing)."""
 
@@ -61,6 +66,7 @@ class StacSearchError(PhyscubeError, LookupError):
 __all__ = [
     "CheckpointError",
     "DimensionError",
+    "InputDtypeError",
     "InputUnitsError",
     "InvalidArgumentError",
     "MetadataError",

@@ -33,7 +33,7 @@ import xarray as xr
 
 from xr_physcube.devices import resolve_device
 from xr_physcube.exceptions import DimensionError, MissingVariableError
-from xr_physcube.parameters import positive_int
+from xr_physcube.validation import positive_int
 
 DEFAULT_BATCH = 65_536
 """Pixels per model call inside a chunk (bounds the temporary memory of a block)."""

@@ -23,7 +23,6 @@ import torch
 
 from xr_physcube.devices import resolve_device
 from xr_physcube.exceptions import InvalidArgumentError
-from xr_physcube.parameters import positive_int
 from xr_physcube.vae.losses import (
     SafyConsistency,
     gaussian_nll,
@@ -32,6 +31,7 @@ from xr_physcube.vae.losses import (
 )
 from xr_physcube.vae.model import PhysVAE
 from xr_physcube.vae.priors import kl_logit_normal_prior
+from xr_physcube.validation import positive_int
 
 NOISE_FLOOR = math.log(1e-3)
 """Smallest log noise std of the reconstruction likelihood."""
