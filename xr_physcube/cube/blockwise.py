@@ -32,7 +32,7 @@ import torch
 import xarray as xr
 
 from xr_physcube.devices import resolve_device
-from xr_physcube.exceptions import DimensionError, MissingVariableError
+from xr_physcube.exceptions import DimensionError, InputDtypeError, MissingVariableError
 from xr_physcube.validation import positive_int
 
 DEFAULT_BATCH = 65_536
@@ -55,8 +55,9 @@ def private_copy(model: torch.nn.Module) -> torch.nn.Module:
 def require(
     ds: xr.Dataset, names: Sequence[str], what: str, hint: Callable[[list[str]], str] | None = None
 ) -> None:
-    """Raise :class:`MissingVariableError` if variables are missing, ``TypeError`` if one
-    is not numeric."""
+    """Raise :class:`MissingVariableError` if variables are missing,
+    :class:`~xr_physcube.exceptions.InputDtypeError` (a ``TypeError``) if one is not
+    real-valued (text, objects, complex numbers)."""
     missing = [n for n in names if n not in ds.variables]
     if missing:
         extra = hint(missing) if hint else ""
@@ -64,8 +65,13 @@ def require(
             f"{what} needs variable(s) {missing} missing from the Dataset{extra}"
         )
     for name in names:
-        if not np.issubdtype(ds[name].dtype, np.number):
-            raise TypeError(f"variable {name!r} has non-numeric dtype {ds[name].dtype}")
+        dtype = ds[name].dtype
+        if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+            raise InputDtypeError(
+                f"{what}: variable {name!r} has a non-numeric or complex dtype {dtype}; it "
+                "needs real numbers (cast with .astype('float32'); for complex data take "
+                ".real or abs() as the data's units require)"
+            )
 
 
 def side_coords(src: xr.Dataset, dims: tuple[str, ...]) -> dict[str, xr.DataArray]:

@@ -23,7 +23,12 @@ from xr_physcube.cube.blockwise import (
     side_coords,
 )
 from xr_physcube.cube.checks import datetime_axis, forcing_hint
-from xr_physcube.exceptions import DimensionError, InvalidArgumentError, TimeAxisError
+from xr_physcube.exceptions import (
+    DimensionError,
+    InputDtypeError,
+    InvalidArgumentError,
+    TimeAxisError,
+)
 from xr_physcube.models.safy import OUTPUT_ATTRS as SAFY_OUTPUT_ATTRS
 from xr_physcube.models.safy import (
     RADIATION,
@@ -140,8 +145,11 @@ def grow(
             raise InvalidArgumentError(
                 f"grow(): variable {name!r} holds dates; pass it as emergence={name!r}"
             )
-        if not np.issubdtype(da.dtype, np.number):
-            raise TypeError(f"variable {name!r} has non-numeric dtype {da.dtype}")
+        if not np.issubdtype(da.dtype, np.number) or np.iscomplexobj(da):
+            raise InputDtypeError(
+                f"grow(): variable {name!r} has a non-numeric or complex dtype {da.dtype}; "
+                "SAFY parameters are real numbers"
+            )
         if "time" in da.dims:
             raise DimensionError(
                 f"grow(): parameter variable {name!r} has dims {da.dims}; SAFY parameters "
