@@ -14,7 +14,8 @@ Every accessor method runs a torch model over a cube the same way:
 
 Memory per task: the chunk's inputs and outputs (float32) plus the temporaries of one
 model call on ``batch`` rows; ``batch`` (``batch_size`` of the accessor methods) bounds
-the latter, the chunking of the cube the former.
+the latter, the chunking of the cube the former. Threads: each task runs torch with
+``cores // dask threads`` threads (:func:`~xr_physcube.performance.task_threads`).
 
 Block functions hold their own copy of a caller's ``nn.Module`` (:func:`private_copy`),
 so running a block never moves the caller's network to another device or flips it to
@@ -33,6 +34,7 @@ import xarray as xr
 
 from xr_physcube.devices import resolve_device
 from xr_physcube.exceptions import DimensionError, InputDtypeError, MissingVariableError
+from xr_physcube.performance import task_threads
 from xr_physcube.validation import positive_int
 
 DEFAULT_BATCH = 65_536
@@ -173,7 +175,8 @@ def blockwise(
 def _apply(func, inputs, n_outputs, stack, in_core, out_core, out_sizes):
     def block(*arrays: np.ndarray):
         arrays = tuple(np.asarray(a, dtype=np.float32) for a in arrays)
-        out = func(np.stack(arrays, axis=-1)) if stack else func(*arrays)
+        with task_threads():  # dask threads x torch threads <= cores
+            out = func(np.stack(arrays, axis=-1)) if stack else func(*arrays)
         return out if n_outputs > 1 else out[0]
 
     result = xr.apply_ufunc(

@@ -34,7 +34,7 @@ from xr_physcube.cube.blockwise import (
 from xr_physcube.cube.checks import check_observations
 from xr_physcube.cube.datacube import MEMORY_BUDGET, datacube
 from xr_physcube.cube.sampling import CubeSampler, prepare_cube
-from xr_physcube.exceptions import DimensionError, MissingVariableError
+from xr_physcube.exceptions import DimensionError, MissingVariableError, OutOfRangeError
 from xr_physcube.sensors.sentinel1 import POLARISATIONS, db_to_linear
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
 from xr_physcube.vae.datacube import DataCubeVAE, load_datacube
@@ -92,7 +92,10 @@ class EncodeBlock:
 
 
 class DecodeBlock:
-    """(..., n_latent + 4) latents and angles -> (..., 12) S2 reflectance, S1 linear sigma0."""
+    """(..., n_latent + 4) latents and angles -> (..., 12) S2 reflectance, S1 linear sigma0.
+
+    Latents outside the model's box and angles outside their bounds (or in radians)
+    raise (:func:`check_latents`, :func:`check_observations`); NaN latents stay NaN."""
 
     def __init__(self, model: PhysVAE, device, batch: int):
         self.model, self.device, self.batch = private_copy(model), device, batch
@@ -108,6 +111,8 @@ class DecodeBlock:
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray]:
         n_lat = len(self.model.latent_names)
         flat = x.reshape(-1, x.shape[-1])
+        check_latents(self.model, flat[:, :n_lat])
+        check_observations(flat[:, n_lat:], DECODE_ANGLES)
         (out,) = map_rows(
             self._run,
             [flat],
@@ -117,6 +122,26 @@ class DecodeBlock:
             valid=np.isfinite(flat[:, :n_lat]).all(-1),
         )
         return (out.reshape(*x.shape[:-1], -1),)
+
+
+def check_latents(model: PhysVAE, z: np.ndarray) -> None:
+    """Raise :class:`OutOfRangeError` if a finite latent of ``z`` (n, n_latent) lies
+    outside the model's box (its decoder is only defined there; it would clamp)."""
+    lower, upper = model.lower.cpu().numpy(), model.upper.cpu().numpy()
+    for i, name in enumerate(model.latent_names):
+        column = z[:, i]
+        values = column[np.isfinite(column)]
+        if values.size == 0:
+            continue
+        lo, hi = float(values.min()), float(values.max())
+        slack = 1e-4 * float(upper[i] - lower[i])  # float32 rounding of posterior means
+        if lo < lower[i] - slack or hi > upper[i] + slack:
+            spec = latent_spec(name)
+            units = "" if spec.units == "1" else f" {spec.units}"
+            raise OutOfRangeError(
+                f"vae.decode: latent {name!r} ({spec.long_name}) has values in "
+                f"[{lo:g}, {hi:g}]; this model decodes [{lower[i]:g}, {upper[i]:g}]{units}"
+            )
 
 
 def _doy_hint(missing: list[str]) -> str:
