@@ -24,6 +24,7 @@ TINY = {
     "bench_prosail": "--n 100 --n-ref 5 --repeat 1",
     "bench_cube": "--dates 2 --size 64 --chunk 32",
     "bench_datacube": "--pixels 60 --memory-size 16",
+    "bench_memory": "--rows 200000 --one-shot 100000 --size 48 --dates 6",
 }
 NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
 

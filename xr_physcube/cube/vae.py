@@ -50,6 +50,7 @@ from xr_physcube.vae.model import (
 from xr_physcube.vae.pretrained import default_model_name, load_pretrained
 from xr_physcube.vae.simulate import SimulatedPixels, simulate_like
 from xr_physcube.vae.train import fit
+from xr_physcube.validation import positive_int
 
 DECODE_ANGLES = ("tts", "tto", "psi", "theta")
 
@@ -122,6 +123,36 @@ class DecodeBlock:
             valid=np.isfinite(flat[:, :n_lat]).all(-1),
         )
         return (out.reshape(*x.shape[:-1], -1),)
+
+
+ENCODE_BYTES_PER_DATE = 12 * 1024
+"""Temporaries of the temporal encoder per series date in one call (embedding, attention
+layer, quadrature of the posterior moments), measured: ~12 kB (``bench_memory.py``)."""
+
+
+def temporal_task_size(n_dates: int, model: PhysVAE, budget: int) -> tuple[int, int]:
+    """(pixels per spatial chunk, series per network call) of a temporal encode task under
+    ``budget`` bytes: half for its float32 inputs (17 columns, about three copies) and
+    outputs (mean and std, twice), a quarter for one call's temporaries."""
+    n_lat = len(model.latent_names)
+    io = 4 * n_dates * (3 * (len(INPUT_NAMES) + 1) + 4 * n_lat)
+    heads = getattr(model.encoder, "mix", None)
+    heads = heads.self_attn.num_heads if heads is not None else 4
+    tmp = ENCODE_BYTES_PER_DATE * n_dates + 4 * 6 * heads * n_dates**2
+    return max(1, (budget // 2) // io), max(1, (budget // 4) // tmp)
+
+
+def limit_spatial_chunks(da: xr.DataArray, pixels: int) -> xr.DataArray:
+    """``da`` rechunked so that a chunk spans at most ``pixels`` along its non-``time``
+    dims (square-ish); unchanged if it is not a dask array or already small enough."""
+    if da.chunks is None:
+        return da
+    spatial = [d for d in da.dims if d != "time"]
+    sizes = {d: max(da.chunksizes[d]) for d in spatial}
+    if int(np.prod(list(sizes.values()))) <= pixels:
+        return da
+    side = max(1, int(pixels ** (1.0 / max(len(spatial), 1))))
+    return da.chunk({d: min(sizes[d], side) for d in spatial})
 
 
 def check_latents(model: PhysVAE, z: np.ndarray) -> None:
@@ -361,13 +392,17 @@ class VAEAccessor:
         *,
         device: str | torch.device | None = None,
         batch_size: int = DEFAULT_BATCH,
+        memory_budget: int = MEMORY_BUDGET,
     ) -> xr.Dataset:
         """Posterior mean and standard deviation of each physical latent, per pixel (and
         date), lazily and blockwise. Variables ``<name>`` and ``<name>_std`` with CF
         attrs; NaN where nothing was observed. Same dims as the input bands. ``model``:
         as in :meth:`fit` (default: the shipped temporal model on time series);
-        ``batch_size``: pixel-dates per network call."""
+        ``batch_size``: pixel-dates per network call. Temporal models see whole series
+        (``time`` is one chunk): larger spatial chunks of a dask cube are split so that
+        a task stays under ``memory_budget`` bytes (:func:`temporal_task_size`)."""
         batch_size = check_batch_size(batch_size)
+        memory_budget = positive_int(memory_budget, "memory_budget")
         net = resolve_model(model, self._ds)
         _check_time(net, self._ds)
         ds = prepare_cube(self._ds)
@@ -377,6 +412,10 @@ class VAEAccessor:
         inputs = gather(ds, names)
         n_lat = len(net.latent_names)
         per_call = batch_size // (ds.sizes.get("time", 1) if temporal else 1) or 1
+        if temporal:
+            per_chunk, budget_call = temporal_task_size(ds.sizes["time"], net, memory_budget)
+            inputs = [limit_spatial_chunks(da, per_chunk) for da in inputs]
+            per_call = min(per_call, budget_call)
         block = EncodeBlock(net, device, per_call, temporal)
         mean, std = blockwise(
             block, inputs, n_outputs=2, out_dim="latent", out_size=n_lat, time_core=temporal
