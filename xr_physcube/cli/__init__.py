@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
+from xr_physcube.cli.outputs import MARKER, prepare_demo_out
 from xr_physcube.cli.retrieve import (
     S2_PRODUCTS,
     add_retrieve_parser,
@@ -30,6 +31,7 @@ from xr_physcube.cli.retrieve import (
     check_out,
     variables_problem,
 )
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.performance import keep_freed_memory
 
 __all__ = ["S2_PRODUCTS", "ZARR_FORMAT", "build_parser", "check_out", "main", "train_out_path"]
@@ -55,14 +57,14 @@ def _demo(args: argparse.Namespace) -> int:
     from xr_physcube.plotting import plot_retrieval
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_demo_out(out)  # refuses to replace anything but its own previous output
     print(f"building the embedded demo cube ({args.size}x{args.size} px, seed {args.seed}) ...")
     scene = demo_scene(size=args.size, seed=args.seed, chunks=args.chunk)
     cube = scene.cube
     print(cube)
     retrieved = cube.physics.retrieve(["lai", "fcover", "ccc", "cwc"], model="pretrained-s2")
     s1 = cube.physics.retrieve(["mv"], model="pretrained-s1")
-    result = xr.merge([retrieved, s1])
+    result = xr.merge([retrieved, s1]).assign_attrs({MARKER: "xr-physcube demo"})
     store = out / "retrieval.zarr"
     print(f"retrieving (lazy graph of {len(result.__dask_graph__())} tasks) -> {store}")
     start = time.perf_counter()
@@ -70,10 +72,10 @@ def _demo(args: argparse.Namespace) -> int:
         from dask.distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=args.workers, threads_per_worker=1) as cluster, Client(cluster):
-            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+            _write_store(result, store)
     else:
         with ProgressBar():
-            result.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+            _write_store(result, store)
     elapsed = time.perf_counter() - start
     result = xr.open_zarr(store).load()
     n_pix = int(np.prod([cube.sizes[d] for d in ("time", "y", "x")]))
@@ -100,6 +102,14 @@ def _demo(args: argparse.Namespace) -> int:
     return _demo_datacube(args, out)
 
 
+def _write_store(ds, store: Path) -> None:
+    """Write ``ds`` to the Zarr ``store`` (replacing it); an OS error names the store."""
+    try:
+        ds.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+    except OSError as err:
+        raise InvalidArgumentError(f"cannot write {store}: {err.strerror or err}") from err
+
+
 def _demo_datacube(args: argparse.Namespace, out: Path) -> int:
     """The data cube on the demo season: S2 and S1 on their own dates -> a regular
     5-day grid, scored against the daily truth."""
@@ -118,11 +128,12 @@ def _demo_datacube(args: argparse.Namespace, out: Path) -> int:
         f"S1: {season.s1.sizes['time']} dates on their own days"
     )
     cube = season.s2.vae.datacube(s1=season.s1, freq="5D")
+    cube = cube.assign_attrs({MARKER: "xr-physcube demo"})
     store = out / "datacube.zarr"
     print(f"data cube on a regular 5-day grid ({cube.sizes['time']} dates) -> {store}")
     start = time.perf_counter()
     with ProgressBar():
-        cube.to_zarr(store, mode="w", zarr_format=ZARR_FORMAT)
+        _write_store(cube, store)
     elapsed = time.perf_counter() - start
     cube = xr.open_zarr(store).load()
     n = cube.sizes["time"] * cube.sizes["y"] * cube.sizes["x"]
@@ -224,11 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="retrieve LAI/CCC/CWC/soil moisture on the embedded cube, then the data cube"
     )
     demo.add_argument("--out", default="xr_physcube_demo", help="output folder")
-    demo.add_argument("--size", type=int, default=64, help="pixels per side")
-    demo.add_argument("--chunk", type=int, default=32, help="dask chunk size (pixels)")
+    demo.add_argument("--size", type=positive_int, default=64, help="pixels per side (≥ 2)")
+    demo.add_argument("--chunk", type=positive_int, default=32, help="dask chunk size (pixels)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
-        "--workers", type=int, default=0, help="run on a dask LocalCluster with N workers"
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="run on a dask LocalCluster with N workers",
     )
     demo.set_defaults(func=_demo)
     add_retrieve_parser(sub)
