@@ -50,7 +50,7 @@ VALUE = {  # a valid value of the argument each entry point receives
 }  # fmt: skip
 
 
-def _typed(error, fn, match: str = ""):
+def _typed(error, fn, match: str | None = None):
     with pytest.raises(error, match=match) as info:
         fn()
     assert isinstance(info.value, PhyscubeError) and isinstance(info.value, ValueError)
@@ -185,3 +185,32 @@ def test_decode_keeps_nan_as_the_mask(latents):
     first = out.isel(x=0)
     assert np.isnan(first.values).all() and np.isfinite(out.isel(x=1).values).all()
     assert isinstance(out, xr.DataArray)
+
+
+# --- the STAC loaders ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [(1.30, 43.60, 1.26, 43.63), (1.26, 43.63, 1.30, 43.60), (1.0, 2.0, 3.0), (0, 0, 200, 1)],
+)
+def test_load_s2_refuses_a_bad_bbox_before_any_request(bbox):
+    from xr_physcube.exceptions import InvalidArgumentError
+    from xr_physcube.io.stac import load_s1, load_s2
+
+    for load in (load_s2, load_s1):  # a closed port: nothing is contacted
+        _typed(InvalidArgumentError, lambda load=load: load("http://127.0.0.1:9", bbox, "2024"))
+
+
+def test_items_that_miss_the_bbox_are_no_items():
+    import datetime as dt
+
+    import pystac
+
+    from xr_physcube.exceptions import StacSearchError
+    from xr_physcube.io._search import search_items
+
+    item = pystac.Item("a", None, [10.0, 50.0, 10.1, 50.1], dt.datetime(2024, 5, 1), {})
+    assert search_items([item], "c", (10.05, 50.05, 10.2, 50.2), "2024") == [item]
+    with pytest.raises(StacSearchError, match="no STAC item"):
+        search_items([item], "c", (1.26, 43.60, 1.30, 43.63), "2024")

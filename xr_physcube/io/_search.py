@@ -5,6 +5,7 @@ search, then stack, then read)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -77,15 +78,20 @@ def search_items(
 ) -> list[pystac.Item]:
     """Search one collection; items sorted by datetime. Raises :class:`StacSearchError` if empty.
 
-    ``catalog_or_url`` may also be an iterable of ``pystac.Item`` (no search; filtered by
-    nothing but returned sorted). ``time`` is a STAC datetime ("2024-05-01/2024-05-31")
+    ``catalog_or_url`` may also be an iterable of ``pystac.Item`` (no search; those whose
+    bbox misses ``bbox`` are dropped, the others returned sorted). ``bbox`` is checked
+    (:func:`check_bbox`). ``time`` is a STAC datetime ("2024-05-01/2024-05-31")
     or a (start, end) pair. ``timeout`` (s) limits the connection to a STAC API given
     by URL and each wait for its answer (None: wait forever); a ``Client`` keeps its own.
     """
+    if bbox is not None:
+        bbox = check_bbox(bbox)
     if not isinstance(catalog_or_url, str) and isinstance(catalog_or_url, Iterable):
         items = list(catalog_or_url)
         if not all(isinstance(i, pystac.Item) for i in items):
             raise TypeError("an iterable catalog_or_url must hold pystac.Item objects")
+        if bbox is not None:
+            items = [it for it in items if it.bbox is None or _overlap(it.bbox, bbox)]
     else:
         client = open_client(catalog_or_url, sign, modifier, timeout)
         datetime = time if isinstance(time, str) else "/".join(iso_time(t) for t in time)
@@ -103,6 +109,39 @@ def search_items(
             f"bbox={list(bbox) if bbox is not None else None} and time={time!r}"
         )
     return sorted(items, key=lambda it: it.datetime or pd.Timestamp(0, tz="UTC"))
+
+
+def check_bbox(bbox: Sequence[float]) -> list[float]:
+    """``bbox`` (west, south, east, north) in degrees as 4 floats, else
+    :class:`InvalidArgumentError`: longitudes in [-180, 180], latitudes in [-90, 90],
+    west < east and south < north (a box across the antimeridian is not supported)."""
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"bbox must be 4 numbers (W, S, E, N); got {bbox!r}") from err
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidArgumentError(f"bbox must be 4 finite numbers (W, S, E, N); got {bbox!r}")
+    w, s, e, n = values
+    if not (
+        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
+    ):
+        raise InvalidArgumentError(
+            f"bbox {values}: longitudes must lie in [-180, 180] and latitudes in [-90, 90]"
+        )
+    if not (w < e and s < n):
+        raise InvalidArgumentError(
+            f"bbox {values}: expected (W, S, E, N) with W < E and S < N (reversed corners? a "
+            "box across the antimeridian is not supported)"
+        )
+    return values
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two (W, S, E, N) boxes intersect (2-D part of a STAC item bbox)."""
+    a = list(a)
+    if len(a) == 6:  # 3-D bbox: W, S, min z, E, N, max z
+        a = [a[0], a[1], a[3], a[4]]
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
 def iso_time(t) -> str:
