@@ -145,3 +145,24 @@ def test_training_sample_count_is_not_replaced_by_the_default(samples, tmp_path)
 def test_demo_cube_sizes(size, chunks):
     _raises(lambda: demo_scene(size=size, chunks=chunks), "size|chunks")
     _raises(lambda: demo_season(size=size, chunks=chunks), "size|chunks")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"hidden": 0}, "hidden"), ({"depth": -1}, "depth"),
+                         ({"spectral_step": 0}, "spectral_step"), ({"n_free": -1}, "n_free")],
+)  # fmt: skip
+def test_vae_architecture(kwargs, name):
+    _raises(lambda: PhysVAE(**kwargs), name)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"resolution": 0}, "resolution"), ({"timeout": -1}, "timeout"), ({"chunks": 0}, "chunks")],
+)
+def test_stac_loader_options_before_any_request(kwargs, name):
+    from xr_physcube.io.stac import load_s1, load_s2
+
+    for load in (load_s2, load_s1):  # a closed port: nothing is contacted
+        _raises(
+            lambda load=load: load("http://127.0.0.1:9", (1, 43, 1.1, 43.1), "2024", **kwargs), name
+        )

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pystac
 
@@ -16,6 +17,7 @@ from xr_physcube.exceptions import (
     InvalidArgumentError,
     StacSearchError,
 )
+from xr_physcube.validation import positive_float, positive_int
 
 STAC_TIMEOUT_S = 30.0
 """Default limit (s) on connecting to a STAC API and on each wait for its answer, so a
@@ -134,6 +136,19 @@ def check_bbox(bbox: Sequence[float]) -> list[float]:
             "box across the antimeridian is not supported)"
         )
     return values
+
+
+def check_grid_options(
+    resolution: float, chunks: int | Sequence[int] | None, timeout: float | None
+) -> None:
+    """:class:`InvalidArgumentError` unless ``resolution`` > 0 (metres), ``chunks`` is None
+    or counts ≥ 1 and ``timeout`` is None or > 0 (seconds)."""
+    positive_float(resolution, "resolution (m)")
+    if chunks is not None:
+        for c in (chunks,) if isinstance(chunks, (int, np.integer)) else chunks:
+            positive_int(c, "chunks (pixels)")
+    if timeout is not None:
+        positive_float(timeout, "timeout (s)")
 
 
 def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -59,6 +59,7 @@ from xr_physcube.vae.priors import (
     inverse_prior_table,
     uniform_prior_table,
 )
+from xr_physcube.validation import positive_int
 
 ALL_SPECS: ParameterSet = PROSAIL_PARAMETERS | SOIL_PARAMETERS.subset(["mv", "hrms"])
 
@@ -170,6 +171,10 @@ class VAEConfig:
     :data:`~xr_physcube.vae.priors.PriorTable` (resolved to one after init)."""
 
     def __post_init__(self) -> None:
+        for name in ("hidden", "depth", "spectral_step"):
+            setattr(self, name, positive_int(getattr(self, name), name))
+        if isinstance(self.n_free, bool) or not isinstance(self.n_free, int) or self.n_free < 0:
+            raise InvalidArgumentError(f"n_free must be a whole number ≥ 0; got {self.n_free!r}")
         self.latents = tuple(self.latents)
         for required in ("lai", "mv"):
             if required not in self.latents:
