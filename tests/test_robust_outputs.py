@@ -92,3 +92,21 @@ def test_train_inverse_samples_zero(tmp_path, capsys):
         main(["train-inverse", "s2", "--samples", "0", "--out", str(tmp_path / "s2.pt")])
     assert "--samples" in capsys.readouterr().err
     assert not (tmp_path / "s2.pt").exists()
+
+
+@pytest.mark.parametrize("command", [["train-inverse", "s2"], ["train-vae", "pixel"]])
+def test_training_keeps_a_file_that_is_not_a_checkpoint(tmp_path, capsys, command):
+    mine = tmp_path / "results.pt"
+    mine.write_text("my results")
+    err = _one_line_error(capsys, [*command, "--out", str(mine)])
+    assert "not a" in err and "checkpoint" in err and str(mine) in err
+    assert mine.read_text() == "my results"
+
+
+def test_training_keeps_a_checkpoint_of_the_other_kind(tmp_path, capsys):
+    from xr_physcube.vae.model import PhysVAE
+
+    vae = PhysVAE(hidden=8, depth=1).save(tmp_path / "vae.pt")
+    before = vae.read_bytes()
+    _one_line_error(capsys, ["train-inverse", "s2", "--out", str(vae)])
+    assert vae.read_bytes() == before

@@ -84,8 +84,9 @@ def load_checkpoint(path: str | Path, kind: str, map_location: Any = "cpu") -> d
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not its own
+        first = (str(err).strip().splitlines() or [""])[0][:120]  # torch's text runs long
         raise CheckpointError(
-            f"{path} is not a model checkpoint of xr_physcube ({type(err).__name__}: {err})"
+            f"{path} is not a model checkpoint of xr_physcube ({type(err).__name__}: {first})"
         ) from err
     if not isinstance(blob, dict) or "config" not in blob:
         raise CheckpointError(f"{path} is not a model checkpoint of xr_physcube")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
-from xr_physcube.cli.outputs import MARKER, prepare_demo_out
+from xr_physcube.cli.outputs import MARKER, check_train_out, prepare_demo_out
 from xr_physcube.cli.retrieve import (
     S2_PRODUCTS,
     add_retrieve_parser,
@@ -169,6 +169,7 @@ def _train_inverse(args: argparse.Namespace) -> int:
     from xr_physcube.inverse.pretrained import train_pretrained
 
     out = train_out_path(args)
+    check_train_out(out, "InverseModel")
     print(f"training the {args.name} network -> {out}")
     path = train_pretrained(args.name, n_samples=args.samples, seed=args.seed, out_path=out)
     print(f"saved {Path(path).resolve()}")
@@ -179,6 +180,7 @@ def _train_vae(args: argparse.Namespace) -> int:
     from xr_physcube.vae.pretrained import pretrain
 
     out = train_out_path(args)
+    check_train_out(out, "PhysVAE")
     print(f"pre-training the {args.name} VAE -> {out}")
     model = pretrain(
         args.name,

@@ -71,3 +71,19 @@ def prepare_demo_out(out: Path) -> None:
         raise InvalidArgumentError(
             f"--out {out} cannot be written to ({err.strerror or err})"
         ) from err
+
+
+def check_train_out(path: Path, kind: str) -> None:
+    """Let ``train-inverse``/``train-vae`` write ``path`` only if it does not exist or is
+    a checkpoint of ``kind`` (a previous training's output); else FileExistsError."""
+    from xr_physcube.checkpoints import load_checkpoint
+    from xr_physcube.exceptions import CheckpointError
+
+    if not path.exists():
+        return
+    try:
+        load_checkpoint(path, kind)
+    except (CheckpointError, OSError) as err:
+        raise FileExistsError(
+            f"--out {path} exists and is not a {kind} checkpoint; it is kept. Choose another --out"
+        ) from err
