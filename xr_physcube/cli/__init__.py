@@ -11,7 +11,9 @@ xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
 
 User errors (a :class:`~xr_physcube.exceptions.PhyscubeError`, a failing STAC API, an
 existing ``--out``) end with one line on stderr and exit code 1; anything else is a bug
-and raises with its traceback.
+and raises with its traceback. No command replaces what is not its own previous output
+(:mod:`xr_physcube.cli.outputs`: the demo's marked stores, a checkpoint of the kind a
+training writes).
 """
 
 from __future__ import annotations
