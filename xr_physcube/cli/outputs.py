@@ -61,7 +61,8 @@ def prepare_demo_out(out: Path) -> None:
         listed = ", ".join(str(p) for p in foreign)
         raise FileExistsError(
             f"--out {out}: {listed}: already there and not written by a previous "
-            "xr-physcube demo, which would delete or overwrite it. Choose another --out"
+            "xr-physcube demo, which would delete or overwrite it. Choose another --out "
+            "(a store of an older demo, written without the mark: delete it yourself)"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
