@@ -12,9 +12,14 @@ import torch
 from xr_physcube.exceptions import CheckpointError, PhyscubeError
 from xr_physcube.inverse.nets import InverseModel
 from xr_physcube.inverse.pretrained import load_pretrained
+from xr_physcube.vae.datacube import DataCubeVAE
 from xr_physcube.vae.model import PhysVAE
 
-LOADERS = {"InverseModel": InverseModel.load, "PhysVAE": PhysVAE.load}
+LOADERS = {
+    "InverseModel": InverseModel.load,
+    "PhysVAE": PhysVAE.load,
+    "DataCubeVAE": DataCubeVAE.load,
+}
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 
 
@@ -46,6 +51,15 @@ def test_files_that_are_not_models(tmp_path, kind):
             LOADERS[kind](path)
         assert str(path) in str(info.value), what
         assert isinstance(info.value, PhyscubeError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("kind", sorted(LOADERS))
+@pytest.mark.parametrize("config", [{"foo": 1}, {"input_names": 5, "hidden": "x"}, [1, 2]])
+def test_a_checkpoint_of_the_right_kind_with_a_config_that_does_not_build(tmp_path, kind, config):
+    path = tmp_path / "odd.pt"
+    torch.save({"kind": kind, "config": config, "state_dict": {}, "meta": {}}, path)
+    with pytest.raises(CheckpointError, match=str(path)):
+        LOADERS[kind](path)
 
 
 def test_a_model_of_the_other_kind(tmp_path):

@@ -307,7 +307,10 @@ class InverseModel(nn.Module):
     def load(cls, path: str | Path) -> InverseModel:
         """Load a network written by :meth:`save` (a ``CheckpointError`` for other files)."""
         blob = load_checkpoint(path, "InverseModel")
-        model = cls(**blob["config"])
+        try:
+            model = cls(**blob["config"])
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"checkpoint {path} has an unusable config: {err}") from err
         try:
             model.load_state_dict(blob["state_dict"])
         except RuntimeError as err:

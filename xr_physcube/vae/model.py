@@ -510,10 +510,13 @@ class PhysVAE(nn.Module):
     def load(cls, path: str | Path, map_location: Any = "cpu") -> PhysVAE:
         """Load a model written by :meth:`save` (a ``CheckpointError`` for other files)."""
         blob = load_checkpoint(path, "PhysVAE", map_location)
-        config = dict(blob["config"])
-        config["ranges"] = {k: tuple(v) for k, v in config["ranges"].items()}
-        config.setdefault("prior", "uniform")  # checkpoints from before the shared priors
-        model = cls(VAEConfig(**config))
+        try:
+            config = dict(blob["config"])
+            config["ranges"] = {k: tuple(v) for k, v in config.get("ranges", {}).items()}
+            config.setdefault("prior", "uniform")  # checkpoints from before the shared priors
+            model = cls(VAEConfig(**config))
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {path} has an unusable config: {err}") from err
         missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
         if missing or unexpected:
             raise CheckpointError(
