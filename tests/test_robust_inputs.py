@@ -24,8 +24,11 @@ from xr_physcube.exceptions import (
 from xr_physcube.inverse.observations import MIN_REFLECTANCE
 from xr_physcube.inverse.pretrained import load_pretrained
 from xr_physcube.io.demo import demo_scene
+from xr_physcube.models.canopy_variables import fcover
+from xr_physcube.models.dielectric import hallikainen
 from xr_physcube.models.iem import iem_backscatter
 from xr_physcube.models.prosail import Prosail, ProsailParameters, prosail
+from xr_physcube.models.prospect import prospect
 from xr_physcube.models.safy import safy
 from xr_physcube.models.sar import water_cloud_backscatter
 from xr_physcube.models.soil_backscatter import bare_soil_backscatter
@@ -43,10 +46,14 @@ ENTRY_POINTS = {
     "dubois": lambda v: bare_soil_backscatter(mv=v, soil_model="dubois"),
     "iem_backscatter": lambda v: iem_backscatter(mv=v),
     "safy parameters": lambda v: safy(DAYS, DAYS, d0=v),
+    "prospect": lambda v: prospect(cab=v),
+    "fcover": lambda v: fcover(v),
+    "hallikainen": lambda v: hallikainen(v, 0.3, 0.2),
 }
 VALUE = {  # a valid value of the argument each entry point receives
     "prosail": 2.0, "Prosail module": 2.0, "water_cloud_backscatter": 0.2, "oh": 0.2,
-    "dubois": 0.2, "iem_backscatter": 0.2, "safy parameters": 3.0,
+    "dubois": 0.2, "iem_backscatter": 0.2, "safy parameters": 3.0, "prospect": 40.0,
+    "fcover": 2.0, "hallikainen": 0.2,
 }  # fmt: skip
 
 
