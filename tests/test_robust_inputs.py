@@ -221,3 +221,15 @@ def test_items_that_miss_the_bbox_are_no_items():
     assert search_items([item], "c", (10.05, 50.05, 10.2, 50.2), "2024") == [item]
     with pytest.raises(StacSearchError, match="no STAC item"):
         search_items([item], "c", (1.26, 43.60, 1.30, 43.63), "2024")
+
+
+def test_an_empty_cube_is_refused_when_the_method_is_called(cube):
+    empty = cube.isel(x=slice(0, 0))
+    with pytest.raises(DimensionError, match=r"empty along \['x'\]"):
+        empty.physics.retrieve(["lai"])
+    with pytest.raises(DimensionError, match="empty"):
+        empty.vae.encode("pixel_hybrid")
+    from test_grow import forcing_cube
+
+    with pytest.raises(DimensionError, match="empty"):
+        forcing_cube(2, 2).isel(y=slice(0, 0)).physics.grow("tas", "rg")

@@ -59,7 +59,8 @@ def require(
 ) -> None:
     """Raise :class:`MissingVariableError` if variables are missing,
     :class:`~xr_physcube.exceptions.InputDtypeError` (a ``TypeError``) if one is not
-    real-valued (text, objects, complex numbers)."""
+    real-valued (text, objects, complex numbers), :class:`DimensionError` if one is
+    empty."""
     missing = [n for n in names if n not in ds.variables]
     if missing:
         extra = hint(missing) if hint else ""
@@ -73,6 +74,12 @@ def require(
                 f"{what}: variable {name!r} has a non-numeric or complex dtype {dtype}; it "
                 "needs real numbers (cast with .astype('float32'); for complex data take "
                 ".real or abs() as the data's units require)"
+            )
+        empty = [d for d, size in ds[name].sizes.items() if size == 0]
+        if empty:
+            raise DimensionError(
+                f"{what}: variable {name!r} is empty along {empty}; select at least one "
+                "pixel and date"
             )
 
 
@@ -88,13 +95,20 @@ def gather(ds: xr.Dataset, names: Sequence[str]) -> list[xr.DataArray]:
 
     The cube's dims and chunks are those of the data variable with most dims among
     ``names``; per-date coordinates (angles) are broadcast to it without ever being
-    materialised at full size.
+    materialised at full size. A cube with an empty dimension raises
+    :class:`DimensionError`.
     """
     candidates = [ds[n] for n in names if n in ds.data_vars]
     if not candidates:
         raise MissingVariableError(f"none of {list(names)} is a data variable of the Dataset")
     # without non-index coordinates, whose chunks may differ from the variable's
     ref = max(candidates, key=lambda da: da.ndim).reset_coords(drop=True)
+    empty = [d for d, size in ref.sizes.items() if size == 0]
+    if empty:
+        raise DimensionError(
+            f"variable {ref.name!r} is empty along {empty} (sizes {dict(ref.sizes)}); "
+            "select at least one pixel and date"
+        )
     out = []
     for name in names:
         da = ds[name].reset_coords(drop=True)

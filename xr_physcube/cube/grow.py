@@ -38,6 +38,7 @@ from xr_physcube.models.safy import (
     safy,
 )
 from xr_physcube.parameters import fields_doc
+from xr_physcube.validation import positive_float
 
 SAFY_BATCH = 8192
 """Pixels per SAFY call inside a chunk (about 50 bytes per pixel and day of float32)."""
@@ -106,8 +107,7 @@ def grow(
     All but ``TypeError`` are :class:`~xr_physcube.exceptions.PhyscubeError` and
     ``ValueError``.
     """
-    if emergence_width <= 0:
-        raise InvalidArgumentError(f"emergence_width must be > 0 days; got {emergence_width}")
+    emergence_width = positive_float(emergence_width, "emergence_width (days)")
     unknown = [k for k in params if k not in SAFY_PARAMETERS]
     if unknown:
         raise TypeError(
