@@ -42,7 +42,7 @@ ANGLE_INPUTS = ("tts", "tto", "psi", "theta")
 DB_INPUTS = ("VV", "VH")
 """Inputs given as linear sigma0 and fed to the network in dB."""
 PREDICT_BATCH = 65_536
-"""Rows per pass of :meth:`InverseModel.predict` (~130 MB of temporaries for the S2
+"""Rows per pass of :meth:`InverseModel.predict` (~45 MB of temporaries for the S2
 network)."""
 LOG_VAR_RANGE = (-12.0, 6.0)
 """Clamp of the normalised log-variance (std from 0.25 % to 20x the target's spread)."""
@@ -207,7 +207,7 @@ class InverseModel(nn.Module):
         (..., n_in) in the order of ``input_names``. Rows with NaN/inf inputs give NaN.
 
         Runs ``batch_size`` rows at a time into preallocated outputs, so memory beyond
-        the inputs and outputs is bounded by one batch (~2 kB a row) for any number of
+        the inputs and outputs is bounded by one batch (<1 kB a row) for any number of
         rows. ``check_units``: refuse inputs in wrong units, batch by batch
         (:func:`~xr_physcube.inverse.observations.check_observations`: digital numbers,
         dB, radians, angles out of range; ``InputUnitsError``/``OutOfRangeError``).
