@@ -51,19 +51,27 @@ _MIN_SUN_ZENITH_RAD = math.pi / 2
 Sentinel-2's 10:30 overpass never sees the sun within 15° of the zenith."""
 
 
-def _finite_range(column: np.ndarray | torch.Tensor) -> tuple[float, float] | None:
-    """(min, max) of the finite values of ``column``, None if it has none."""
-    if isinstance(column, torch.Tensor):
-        finite = torch.isfinite(column)
-        if not bool(finite.any()):
-            return None
-        lo = torch.where(finite, column, math.inf).amin()
-        hi = torch.where(finite, column, -math.inf).amax()
-        return float(lo), float(hi)
-    values = column[np.isfinite(column)]
-    if values.size == 0:
-        return None
-    return float(values.min()), float(values.max())
+def _column_ranges(x: np.ndarray | torch.Tensor, columns: list[int]) -> list:
+    """(min, max) of the finite values of each of ``columns`` of ``x`` (..., n), None for
+    a column without any. Torch: a few vectorised passes over the whole array; NumPy
+    (a cube's chunk): one column at a time (bounded temporaries)."""
+    if isinstance(x, torch.Tensor):
+        part = x.detach().reshape(-1, x.shape[-1])[:, columns]
+        if part.shape[0] == 0:
+            return [None] * len(columns)
+        if bool(torch.isfinite(part.sum())):  # the common case: nothing masked
+            lo, hi = torch.aminmax(part, dim=0)
+            return list(zip(lo.tolist(), hi.tolist(), strict=True))
+        finite = torch.isfinite(part)
+        lo = torch.where(finite, part, math.inf).amin(0).tolist()
+        hi = torch.where(finite, part, -math.inf).amax(0).tolist()
+        seen = finite.any(0).tolist()
+        return [(a, b) if ok else None for a, b, ok in zip(lo, hi, seen, strict=True)]
+    out = []
+    for i in columns:
+        values = x[..., i][np.isfinite(x[..., i])]
+        out.append((float(values.min()), float(values.max())) if values.size else None)
+    return out
 
 
 def check_observations(x: np.ndarray | torch.Tensor, names: Sequence[str]) -> None:
@@ -80,10 +88,11 @@ def check_observations(x: np.ndarray | torch.Tensor, names: Sequence[str]) -> No
     check_real("observations", x)
     if x.shape[-1] != len(names):
         raise DimensionError(f"{x.shape[-1]} columns for {len(names)} names {list(names)}")
-    for i, name in enumerate(names):
-        if name not in BAND_INFO and name not in POLARISATIONS and name not in ANGLE_SPECS:
-            continue
-        found = _finite_range(x[..., i])
+    checked = [
+        i for i, n in enumerate(names) if n in BAND_INFO or n in POLARISATIONS or n in ANGLE_SPECS
+    ]
+    for i, found in zip(checked, _column_ranges(x, checked), strict=True):
+        name = names[i]
         if found is None:
             continue
         if name in BAND_INFO:
