@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 import torch
+from _rss import fresh_python
 
 from xr_physcube.cube.datacube import MEMORY_BUDGET
 from xr_physcube.inverse.pretrained import load_pretrained as load_inverse
@@ -143,32 +144,22 @@ d = demo_season(size={size}, chunks=None)
 d.s2.to_netcdf(r"{workdir}/s2.nc"); d.s1.to_netcdf(r"{workdir}/s1.nc")
 """
     run = f"""
-import threading, time, dask, psutil, xarray as xr
+import time, dask, xarray as xr
 import xr_physcube.accessors
 from xr_physcube.vae.datacube import DataCubeVAE
+from _rss import PeakRSS
 DataCubeVAE.load()
 s2 = xr.open_dataset(r"{workdir}/s2.nc", chunks={{}})
 s1 = xr.open_dataset(r"{workdir}/s1.nc", chunks={{}})
-proc = psutil.Process()
 cube = s2.vae.datacube(s1=s1)
-base = peak = proc.memory_info().rss
-done = threading.Event()
-def sample():
-    global peak
-    while not done.wait(0.005):
-        peak = max(peak, proc.memory_info().rss)
-sampler = threading.Thread(target=sample)
-sampler.start()
 t = time.perf_counter()
-with dask.config.set(scheduler="synchronous"):
+with PeakRSS(0.005) as rss, dask.config.set(scheduler="synchronous"):
     out = cube.compute()
 dt = time.perf_counter() - t
-done.set(); sampler.join()
-print(out.lai.size / dt, base / 2**20, peak / 2**20)
+print(out.lai.size / dt, rss.base / 2**20, rss.peak / 2**20)
 """
     subprocess.run([sys.executable, "-c", write], check=True)
-    res = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True)
-    rate, base, peak = (float(v) for v in res.stdout.split()[-3:])
+    rate, base, peak = (float(v) for v in fresh_python(run).split()[-3:])
     return rate, peak - base, base
 
 

@@ -26,6 +26,7 @@ TINY = {
     "bench_datacube": "--pixels 60 --memory-size 16",
     "bench_retrieval_speed": "--pixels 20000 --repeat 1",
     "bench_safy_calibration": "--pixels 200 --days 150",
+    "bench_memory": "--rows 200000 --one-shot 100000 --size 48 --dates 6",
 }
 NUMBER = r"([0-9][0-9,]*\.?[0-9]*(?:e[-+]?\d+)?)"
 

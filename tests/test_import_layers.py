@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "devices": 0,
     "checkpoints": 0,
     "performance": 0,
+    "validation": 0,
     "sensors": 1,
     "models": 2,
     "inverse": 3,

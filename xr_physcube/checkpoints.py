@@ -10,6 +10,8 @@ inverse networks, no ``kind``) are still read.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,30 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``module``'s state (persistent tensors, on CPU) with its ``config`` and
-    ``meta`` to ``path`` (folders created); returns the path."""
+    ``meta`` to ``path`` (folders created); returns the path.
+
+    The file is written next to ``path`` under a temporary name and renamed when
+    complete, so an interrupted save leaves any previous checkpoint intact.
+
+    Raises:
+        CheckpointError: ``path`` is a folder or cannot be written (the message names it).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint {path}: it is a folder")
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     blob = {"kind": kind, "config": config, "state_dict": state, "meta": dict(meta or {})}
+    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(blob, path)
-    except (OSError, RuntimeError) as err:
-        raise CheckpointError(f"cannot write the checkpoint {path}: {err}") from err
+        with open(partial, "wb") as f:
+            torch.save(blob, f)
+        os.replace(partial, path)
+    except (OSError, RuntimeError, ValueError) as err:
+        with contextlib.suppress(OSError, ValueError):
+            partial.unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err)
+        raise CheckpointError(f"cannot write the checkpoint {path}: {reason}") from err
     return path
 
 
@@ -56,17 +73,20 @@ def load_checkpoint(path: str | Path, kind: str, map_location: Any = "cpu") -> d
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: not a torch checkpoint, not one of this package, or of another
+        CheckpointError: a folder, not a torch checkpoint, not one of this package, or of another
             kind (a VAE file given to the inverse networks' loader, say).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file {path}")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not its own
+        first = (str(err).strip().splitlines() or [""])[0][:120]  # torch's text runs long
         raise CheckpointError(
-            f"{path} is not a model checkpoint of xr_physcube ({type(err).__name__}: {err})"
+            f"{path} is not a model checkpoint of xr_physcube ({type(err).__name__}: {first})"
         ) from err
     if not isinstance(blob, dict) or "config" not in blob:
         raise CheckpointError(f"{path} is not a model checkpoint of xr_physcube")

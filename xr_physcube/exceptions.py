@@ -23,6 +23,11 @@ class InvalidArgumentError(PhyscubeError, ValueError):
     non-positive batch size, exclusive options given together)."""
 
 
+class InputDtypeError(InvalidArgumentError, TypeError):
+    """An input holds values no model can compute with: text, objects, complex numbers.
+    Also a ``TypeError``, what NumPy and torch raise for such inputs."""
+
+
 class MissingVariableError(PhyscubeError, ValueError):
     """The Dataset lacks a variable or coordinate a method needs (bands, angles, forcing)."""
 
@@ -76,6 +81,7 @@ __all__ = [
     "CheckpointError",
     "DimensionError",
     "IncompleteStoreError",
+    "InputDtypeError",
     "InputUnitsError",
     "InvalidArgumentError",
     "MetadataError",

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from xr_physcube.exceptions import DimensionError, InvalidArgumentError, OutOfRangeError
+from xr_physcube.validation import check_real
+from xr_physcube.validation import positive_int as positive_int  # re-exported
 
 TensorLike = torch.Tensor | np.ndarray | float | int
 """A scalar or array; converted to a tensor and broadcast against the others."""
@@ -71,8 +73,10 @@ class ParameterSpec:
 
         One pass over the data (``aminmax``: NaN propagates into min and max and fails
         both comparisons); the detailed message is worked out only on failure. An empty
-        array has nothing to check.
+        array has nothing to check. Text, objects and complex values raise
+        :class:`~xr_physcube.exceptions.InputDtypeError`.
         """
+        check_real(self.name, value, context)
         data = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
         if data.numel() == 0:
             return
@@ -160,8 +164,11 @@ def as_tensors(
     """Convert to tensors of one floating dtype/device and broadcast to a common shape.
 
     dtype and device default to :func:`infer_dtype_device` of the values, so a model
-    runs where its inputs live, in their precision.
+    runs where its inputs live, in their precision. Text, objects and complex values
+    raise :class:`~xr_physcube.exceptions.InputDtypeError`.
     """
+    for name, value in values.items():
+        check_real(name, value)
     if dtype is None or device is None:
         found_dtype, found_device = infer_dtype_device(values.values())
         dtype = found_dtype if dtype is None else dtype
@@ -264,13 +271,3 @@ class TensorParameters:
 
 def deg2rad(x: torch.Tensor) -> torch.Tensor:
     return x * (math.pi / 180.0)
-
-
-def positive_int(value: Any, name: str) -> int:
-    """``value`` as an ``int`` ≥ 1 (a count: batch size, steps, samples), else an
-    :class:`~xr_physcube.exceptions.InvalidArgumentError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidArgumentError(f"{name} must be a whole number; got {value!r}")
-    if value < 1:
-        raise InvalidArgumentError(f"{name} must be at least 1; got {value}")
-    return int(value)

@@ -16,7 +16,9 @@ xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
 
 User errors (a :class:`~xr_physcube.exceptions.PhyscubeError`, a failing STAC API, an
 existing ``--out``) end with one line on stderr and exit code 1; anything else is a bug
-and raises with its traceback.
+and raises with its traceback. No command replaces what is not its own previous output
+(:mod:`xr_physcube.cli.outputs`: the demo's marked stores, a checkpoint of the kind a
+training writes).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from xr_physcube.cli.calibrate_safy import add_calibrate_safy_parser
 from xr_physcube.cli.common import ZARR_FORMAT, non_negative_int, positive_int
 from xr_physcube.cli.datacube import add_datacube_parser
+from xr_physcube.cli.outputs import MARKER, check_train_out, prepare_demo_out
 from xr_physcube.cli.retrieve import (
     S2_PRODUCTS,
     add_retrieve_parser,
@@ -37,6 +40,7 @@ from xr_physcube.cli.retrieve import (
     check_out,
     variables_problem,
 )
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.performance import keep_freed_memory
 
 __all__ = ["S2_PRODUCTS", "ZARR_FORMAT", "build_parser", "check_out", "main", "train_out_path"]
@@ -58,20 +62,18 @@ def _demo(args: argparse.Namespace) -> int:
 
     import xr_physcube.accessors  # noqa: F401  (registers .physics)
     from xr_physcube.io.demo import demo_scene
-    from xr_physcube.io.store import check_replaceable, open_store, write_store
+    from xr_physcube.io.store import open_store, write_store
     from xr_physcube.plotting import plot_retrieval
 
     out = Path(args.out)
-    for name in ("retrieval.zarr", "datacube.zarr"):  # only an earlier demo's stores go
-        check_replaceable(out / name, overwrite=True, resume=False)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_demo_out(out)  # refuses to replace anything but its own previous output
     print(f"building the embedded demo cube ({args.size}x{args.size} px, seed {args.seed}) ...")
     scene = demo_scene(size=args.size, seed=args.seed, chunks=args.chunk)
     cube = scene.cube
     print(cube)
     retrieved = cube.physics.retrieve(["lai", "fcover", "ccc", "cwc"], model="pretrained-s2")
     s1 = cube.physics.retrieve(["mv"], model="pretrained-s1")
-    result = xr.merge([retrieved, s1])
+    result = xr.merge([retrieved, s1]).assign_attrs({MARKER: "xr-physcube demo"})
     store = out / "retrieval.zarr"
     print(f"retrieving (lazy graph of {len(result.__dask_graph__())} tasks) -> {store}")
     start = time.perf_counter()
@@ -131,6 +133,7 @@ def _demo_datacube(args: argparse.Namespace, out: Path) -> int:
         f"S1: {season.s1.sizes['time']} dates on their own days"
     )
     cube = season.s2.vae.datacube(s1=season.s1, freq="5D")
+    cube = cube.assign_attrs({MARKER: "xr-physcube demo"})
     store = out / "datacube.zarr"
     print(f"data cube on a regular 5-day grid ({cube.sizes['time']} dates) -> {store}")
     start = time.perf_counter()
@@ -170,6 +173,7 @@ def _train_inverse(args: argparse.Namespace) -> int:
     from xr_physcube.inverse.pretrained import train_pretrained
 
     out = train_out_path(args)
+    check_train_out(out, "InverseModel")
     print(f"training the {args.name} network -> {out}")
     path = train_pretrained(args.name, n_samples=args.samples, seed=args.seed, out_path=out)
     print(f"saved {Path(path).resolve()}")
@@ -180,6 +184,7 @@ def _train_vae(args: argparse.Namespace) -> int:
     from xr_physcube.vae.pretrained import pretrain
 
     out = train_out_path(args)
+    check_train_out(out, "PhysVAE")
     print(f"pre-training the {args.name} VAE -> {out}")
     model = pretrain(
         args.name,
@@ -236,11 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="retrieve LAI/CCC/CWC/soil moisture on the embedded cube, then the data cube"
     )
     demo.add_argument("--out", default="xr_physcube_demo", help="output folder")
-    demo.add_argument("--size", type=int, default=64, help="pixels per side")
-    demo.add_argument("--chunk", type=int, default=32, help="dask chunk size (pixels)")
+    demo.add_argument("--size", type=positive_int, default=64, help="pixels per side (≥ 2)")
+    demo.add_argument("--chunk", type=positive_int, default=32, help="dask chunk size (pixels)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
-        "--workers", type=int, default=0, help="run on a dask LocalCluster with N workers"
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="run on a dask LocalCluster with N workers",
     )
     demo.set_defaults(func=_demo)
     add_retrieve_parser(sub)

@@ -14,7 +14,8 @@ Every accessor method runs a torch model over a cube the same way:
 
 Memory per task: the chunk's inputs and outputs (float32) plus the temporaries of one
 model call on ``batch`` rows; ``batch`` (``batch_size`` of the accessor methods) bounds
-the latter, the chunking of the cube the former.
+the latter, the chunking of the cube the former. Threads: each task runs torch with
+``cores // dask threads`` threads (:func:`~xr_physcube.performance.task_threads`).
 
 Block functions hold their own copy of a caller's ``nn.Module`` (:func:`private_copy`),
 so running a block never moves the caller's network to another device or flips it to
@@ -32,8 +33,9 @@ import torch
 import xarray as xr
 
 from xr_physcube.devices import resolve_device
-from xr_physcube.exceptions import DimensionError, MissingVariableError
-from xr_physcube.parameters import positive_int
+from xr_physcube.exceptions import DimensionError, InputDtypeError, MissingVariableError
+from xr_physcube.performance import task_threads
+from xr_physcube.validation import positive_int
 
 DEFAULT_BATCH = 65_536
 """Pixels per model call inside a chunk (bounds the temporary memory of a block)."""
@@ -55,8 +57,10 @@ def private_copy(model: torch.nn.Module) -> torch.nn.Module:
 def require(
     ds: xr.Dataset, names: Sequence[str], what: str, hint: Callable[[list[str]], str] | None = None
 ) -> None:
-    """Raise :class:`MissingVariableError` if variables are missing, ``TypeError`` if one
-    is not numeric."""
+    """Raise :class:`MissingVariableError` if variables are missing,
+    :class:`~xr_physcube.exceptions.InputDtypeError` (a ``TypeError``) if one is not
+    real-valued (text, objects, complex numbers), :class:`DimensionError` if one is
+    empty."""
     missing = [n for n in names if n not in ds.variables]
     if missing:
         extra = hint(missing) if hint else ""
@@ -64,8 +68,19 @@ def require(
             f"{what} needs variable(s) {missing} missing from the Dataset{extra}"
         )
     for name in names:
-        if not np.issubdtype(ds[name].dtype, np.number):
-            raise TypeError(f"variable {name!r} has non-numeric dtype {ds[name].dtype}")
+        dtype = ds[name].dtype
+        if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+            raise InputDtypeError(
+                f"{what}: variable {name!r} has a non-numeric or complex dtype {dtype}; it "
+                "needs real numbers (cast with .astype('float32'); for complex data take "
+                ".real or abs() as the data's units require)"
+            )
+        empty = [d for d, size in ds[name].sizes.items() if size == 0]
+        if empty:
+            raise DimensionError(
+                f"{what}: variable {name!r} is empty along {empty}; select at least one "
+                "pixel and date"
+            )
 
 
 def side_coords(src: xr.Dataset, dims: tuple[str, ...]) -> dict[str, xr.DataArray]:
@@ -80,13 +95,20 @@ def gather(ds: xr.Dataset, names: Sequence[str]) -> list[xr.DataArray]:
 
     The cube's dims and chunks are those of the data variable with most dims among
     ``names``; per-date coordinates (angles) are broadcast to it without ever being
-    materialised at full size.
+    materialised at full size. A cube with an empty dimension raises
+    :class:`DimensionError`.
     """
     candidates = [ds[n] for n in names if n in ds.data_vars]
     if not candidates:
         raise MissingVariableError(f"none of {list(names)} is a data variable of the Dataset")
     # without non-index coordinates, whose chunks may differ from the variable's
     ref = max(candidates, key=lambda da: da.ndim).reset_coords(drop=True)
+    empty = [d for d, size in ref.sizes.items() if size == 0]
+    if empty:
+        raise DimensionError(
+            f"variable {ref.name!r} is empty along {empty} (sizes {dict(ref.sizes)}); "
+            "select at least one pixel and date"
+        )
     out = []
     for name in names:
         da = ds[name].reset_coords(drop=True)
@@ -167,7 +189,8 @@ def blockwise(
 def _apply(func, inputs, n_outputs, stack, in_core, out_core, out_sizes):
     def block(*arrays: np.ndarray):
         arrays = tuple(np.asarray(a, dtype=np.float32) for a in arrays)
-        out = func(np.stack(arrays, axis=-1)) if stack else func(*arrays)
+        with task_threads():  # dask threads x torch threads <= cores
+            out = func(np.stack(arrays, axis=-1)) if stack else func(*arrays)
         return out if n_outputs > 1 else out[0]
 
     result = xr.apply_ufunc(

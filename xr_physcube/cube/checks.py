@@ -1,105 +1,28 @@
 """Checks of a cube's observations before a network sees them, and the hints that
 error messages give about missing variables.
 
-Inverse networks and VAE encoders answer *something* for any input, so units mistakes
-(reflectance as digital numbers, backscatter in dB, angles in radians) would give
-confident wrong maps. :func:`check_observations` catches them on each chunk, with a
-message naming the variable and the conversion to apply. The facts come from their
-owners: Sentinel-2 scaling (:mod:`~xr_physcube.sensors.sentinel2`), Sentinel-1 units
-(:mod:`~xr_physcube.sensors.sentinel1`) and the angle bounds declared with the forward
-models (:mod:`~xr_physcube.models.sail`, :mod:`~xr_physcube.models.sar`).
+:func:`check_observations` (units of each chunk's bands and angles) lives with the
+networks it protects, :mod:`xr_physcube.inverse.observations`, and is re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import numpy as np
 import xarray as xr
 
-from xr_physcube.exceptions import DimensionError, InputUnitsError, OutOfRangeError, TimeAxisError
-from xr_physcube.models import sail, sar
-from xr_physcube.parameters import ParameterSpec
-from xr_physcube.sensors.sentinel1 import POLARISATIONS
-from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, QUANTIFICATION_VALUE
+from xr_physcube.exceptions import TimeAxisError
+from xr_physcube.inverse.observations import (
+    ANGLE_SPECS,
+    MAX_REFLECTANCE,
+    MIN_REFLECTANCE,
+    check_observations,
+)
+from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
 
-MAX_REFLECTANCE = 2.0
-"""Largest surface reflectance accepted (1). Bright clouds and snow reach ~1.5 in L2A;
-digital numbers (0–10000) are far above."""
-
-ANGLE_SPECS: dict[str, ParameterSpec] = {
-    "tts": sail.TTS,
-    "tto": sail.TTO,
-    "psi": sail.PSI,
-    "theta": sar.THETA,
-}
-"""Observation angles (degrees) and their physical bounds."""
-
-_MIN_SUN_ZENITH_RAD = math.pi / 2
-"""If every sun zenith of a chunk is at or below this value, the angles are radians:
-Sentinel-2's 10:30 overpass never sees the sun within 15° of the zenith."""
-
-
-def _finite(values: np.ndarray) -> np.ndarray:
-    return values[np.isfinite(values)]
-
-
-def check_observations(x: np.ndarray, names: Sequence[str]) -> None:
-    """Raise :class:`InputUnitsError` if the columns of ``x`` (..., len(names)) are in
-    wrong units, :class:`OutOfRangeError` if an angle is outside its bounds.
-
-    Checks, on finite values only (NaN = masked): Sentinel-2 bands at most
-    :data:`MAX_REFLECTANCE` (else digital numbers); ``VV``/``VH`` not negative (else
-    dB); angles within their bounds, in degrees, and a sun zenith ``tts`` that is not
-    radians. Other columns (``ndvi``, ``doy``) pass unchecked.
-    """
-    if x.shape[-1] != len(names):
-        raise DimensionError(f"{x.shape[-1]} columns for {len(names)} names {list(names)}")
-    for i, name in enumerate(names):
-        values = _finite(np.asarray(x[..., i]))
-        if values.size == 0:
-            continue
-        if name in BAND_INFO:
-            _check_reflectance(name, values)
-        elif name in POLARISATIONS:
-            _check_linear_sigma0(name, values)
-        elif name in ANGLE_SPECS:
-            _check_angle(ANGLE_SPECS[name], values)
-
-
-def _check_reflectance(name: str, values: np.ndarray) -> None:
-    top = float(values.max())
-    if top > MAX_REFLECTANCE:
-        raise InputUnitsError(
-            f"Sentinel-2 band {name} has values up to {top:g}; expected surface reflectance "
-            f"(0–1, at most {MAX_REFLECTANCE:g}). Digital numbers (0–{QUANTIFICATION_VALUE:g}) "
-            "need the L2A scaling: xr_physcube.sensors.sentinel2.dn_to_reflectance(dn, "
-            "processing_baseline), or load with xr_physcube.io.stac.load_s2"
-        )
-
-
-def _check_linear_sigma0(name: str, values: np.ndarray) -> None:
-    low = float(values.min())
-    if low < 0.0:
-        raise InputUnitsError(
-            f"Sentinel-1 {name} has negative values (down to {low:g}); expected linear sigma0 "
-            "(> 0), not dB: convert with xr_physcube.sensors.sentinel1.db_to_linear"
-        )
-
-
-def _check_angle(spec: ParameterSpec, values: np.ndarray) -> None:
-    low, high = float(values.min()), float(values.max())
-    if low < spec.lower or high > spec.upper:
-        raise OutOfRangeError(
-            f"{spec.name} ({spec.long_name}) has values in [{low:g}, {high:g}]; valid range "
-            f"is {spec.range_text}"
-        )
-    if spec.name == "tts" and 0.0 < high <= _MIN_SUN_ZENITH_RAD:
-        raise InputUnitsError(
-            f"tts (sun zenith) is at most {high:g} in this chunk: that looks like radians; "
-            "angles must be in degrees (numpy.degrees)"
-        )
+__all__ = [
+    "ANGLE_SPECS", "MAX_REFLECTANCE", "MIN_REFLECTANCE", "check_observations", "datetime_axis",
+    "angle_hint", "band_hint", "descriptor_hint", "forcing_hint",
+]  # fmt: skip
 
 
 def datetime_axis(ds: xr.Dataset, what: str, example: str) -> np.ndarray:

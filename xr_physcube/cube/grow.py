@@ -23,7 +23,12 @@ from xr_physcube.cube.blockwise import (
     side_coords,
 )
 from xr_physcube.cube.checks import datetime_axis, forcing_hint
-from xr_physcube.exceptions import DimensionError, InvalidArgumentError, TimeAxisError
+from xr_physcube.exceptions import (
+    DimensionError,
+    InputDtypeError,
+    InvalidArgumentError,
+    TimeAxisError,
+)
 from xr_physcube.models.safy import OUTPUT_ATTRS as SAFY_OUTPUT_ATTRS
 from xr_physcube.models.safy import (
     RADIATION,
@@ -33,6 +38,7 @@ from xr_physcube.models.safy import (
     safy,
 )
 from xr_physcube.parameters import fields_doc
+from xr_physcube.validation import positive_float
 
 SAFY_BATCH = 8192
 """Pixels per SAFY call inside a chunk (about 50 bytes per pixel and day of float32)."""
@@ -101,8 +107,7 @@ def grow(
     All but ``TypeError`` are :class:`~xr_physcube.exceptions.PhyscubeError` and
     ``ValueError``.
     """
-    if emergence_width <= 0:
-        raise InvalidArgumentError(f"emergence_width must be > 0 days; got {emergence_width}")
+    emergence_width = positive_float(emergence_width, "emergence_width (days)")
     unknown = [k for k in params if k not in SAFY_PARAMETERS]
     if unknown:
         raise TypeError(
@@ -140,8 +145,11 @@ def grow(
             raise InvalidArgumentError(
                 f"grow(): variable {name!r} holds dates; pass it as emergence={name!r}"
             )
-        if not np.issubdtype(da.dtype, np.number):
-            raise TypeError(f"variable {name!r} has non-numeric dtype {da.dtype}")
+        if not np.issubdtype(da.dtype, np.number) or np.iscomplexobj(da):
+            raise InputDtypeError(
+                f"grow(): variable {name!r} has a non-numeric or complex dtype {da.dtype}; "
+                "SAFY parameters are real numbers"
+            )
         if "time" in da.dims:
             raise DimensionError(
                 f"grow(): parameter variable {name!r} has dims {da.dims}; SAFY parameters "

@@ -36,7 +36,7 @@ from xr_physcube.cube.checks import check_observations
 from xr_physcube.cube.conventions import conventional_outputs
 from xr_physcube.cube.datacube import MEMORY_BUDGET, datacube
 from xr_physcube.cube.sampling import CubeSampler, prepare_cube
-from xr_physcube.exceptions import DimensionError, MissingVariableError
+from xr_physcube.exceptions import DimensionError, MissingVariableError, OutOfRangeError
 from xr_physcube.sensors.sentinel1 import POLARISATIONS, db_to_linear
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS
 from xr_physcube.vae.datacube import DataCubeVAE, load_datacube
@@ -52,6 +52,7 @@ from xr_physcube.vae.model import (
 from xr_physcube.vae.pretrained import default_model_name, load_pretrained
 from xr_physcube.vae.simulate import SimulatedPixels, simulate_like
 from xr_physcube.vae.train import fit
+from xr_physcube.validation import positive_int
 
 DECODE_ANGLES = ("tts", "tto", "psi", "theta")
 
@@ -94,7 +95,10 @@ class EncodeBlock:
 
 
 class DecodeBlock:
-    """(..., n_latent + 4) latents and angles -> (..., 12) S2 reflectance, S1 linear sigma0."""
+    """(..., n_latent + 4) latents and angles -> (..., 12) S2 reflectance, S1 linear sigma0.
+
+    Latents outside the model's box and angles outside their bounds (or in radians)
+    raise (:func:`check_latents`, :func:`check_observations`); NaN latents stay NaN."""
 
     def __init__(self, model: PhysVAE, device, batch: int):
         self.model, self.device, self.batch = private_copy(model), device, batch
@@ -110,6 +114,8 @@ class DecodeBlock:
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray]:
         n_lat = len(self.model.latent_names)
         flat = x.reshape(-1, x.shape[-1])
+        check_latents(self.model, flat[:, :n_lat])
+        check_observations(flat[:, n_lat:], DECODE_ANGLES)
         (out,) = map_rows(
             self._run,
             [flat],
@@ -119,6 +125,56 @@ class DecodeBlock:
             valid=np.isfinite(flat[:, :n_lat]).all(-1),
         )
         return (out.reshape(*x.shape[:-1], -1),)
+
+
+ENCODE_BYTES_PER_DATE = 12 * 1024
+"""Temporaries of the temporal encoder per series date in one call (embedding, attention
+layer, quadrature of the posterior moments), measured: ~12 kB (``bench_memory.py``)."""
+
+
+def temporal_task_size(n_dates: int, model: PhysVAE, budget: int) -> tuple[int, int]:
+    """(pixels per spatial chunk, series per network call) of a temporal encode task under
+    ``budget`` bytes: half for its float32 inputs (17 columns, about three copies) and
+    outputs (mean and std, twice), a quarter for one call's temporaries."""
+    n_lat = len(model.latent_names)
+    io = 4 * n_dates * (3 * (len(INPUT_NAMES) + 1) + 4 * n_lat)
+    heads = getattr(model.encoder, "mix", None)
+    heads = heads.self_attn.num_heads if heads is not None else 4
+    tmp = ENCODE_BYTES_PER_DATE * n_dates + 4 * 6 * heads * n_dates**2
+    return max(1, (budget // 2) // io), max(1, (budget // 4) // tmp)
+
+
+def limit_spatial_chunks(da: xr.DataArray, pixels: int) -> xr.DataArray:
+    """``da`` rechunked so that a chunk spans at most ``pixels`` along its non-``time``
+    dims (square-ish); unchanged if it is not a dask array or already small enough."""
+    if da.chunks is None:
+        return da
+    spatial = [d for d in da.dims if d != "time"]
+    sizes = {d: max(da.chunksizes[d]) for d in spatial}
+    if int(np.prod(list(sizes.values()))) <= pixels:
+        return da
+    side = max(1, int(pixels ** (1.0 / max(len(spatial), 1))))
+    return da.chunk({d: min(sizes[d], side) for d in spatial})
+
+
+def check_latents(model: PhysVAE, z: np.ndarray) -> None:
+    """Raise :class:`OutOfRangeError` if a finite latent of ``z`` (n, n_latent) lies
+    outside the model's box (its decoder is only defined there; it would clamp)."""
+    lower, upper = model.lower.cpu().numpy(), model.upper.cpu().numpy()
+    for i, name in enumerate(model.latent_names):
+        column = z[:, i]
+        values = column[np.isfinite(column)]
+        if values.size == 0:
+            continue
+        lo, hi = float(values.min()), float(values.max())
+        slack = 1e-4 * float(upper[i] - lower[i])  # float32 rounding of posterior means
+        if lo < lower[i] - slack or hi > upper[i] + slack:
+            spec = latent_spec(name)
+            units = "" if spec.units == "1" else f" {spec.units}"
+            raise OutOfRangeError(
+                f"vae.decode: latent {name!r} ({spec.long_name}) has values in "
+                f"[{lo:g}, {hi:g}]; this model decodes [{lower[i]:g}, {upper[i]:g}]{units}"
+            )
 
 
 def _doy_hint(missing: list[str]) -> str:
@@ -339,13 +395,17 @@ class VAEAccessor:
         *,
         device: str | torch.device | None = None,
         batch_size: int = DEFAULT_BATCH,
+        memory_budget: int = MEMORY_BUDGET,
     ) -> xr.Dataset:
         """Posterior mean and standard deviation of each physical latent, per pixel (and
         date), lazily and blockwise. Variables ``<name>`` and ``<name>_std`` with CF
         attrs; NaN where nothing was observed. Same dims as the input bands. ``model``:
         as in :meth:`fit` (default: the shipped temporal model on time series);
-        ``batch_size``: pixel-dates per network call."""
+        ``batch_size``: pixel-dates per network call. Temporal models see whole series
+        (``time`` is one chunk): larger spatial chunks of a dask cube are split so that
+        a task stays under ``memory_budget`` bytes (:func:`temporal_task_size`)."""
         batch_size = check_batch_size(batch_size)
+        memory_budget = positive_int(memory_budget, "memory_budget")
         net = resolve_model(model, self._ds)
         _check_time(net, self._ds)
         ds = prepare_cube(self._ds)
@@ -355,6 +415,10 @@ class VAEAccessor:
         inputs = gather(ds, names)
         n_lat = len(net.latent_names)
         per_call = batch_size // (ds.sizes.get("time", 1) if temporal else 1) or 1
+        if temporal:
+            per_chunk, budget_call = temporal_task_size(ds.sizes["time"], net, memory_budget)
+            inputs = [limit_spatial_chunks(da, per_chunk) for da in inputs]
+            per_call = min(per_call, budget_call)
         block = EncodeBlock(net, device, per_call, temporal)
         mean, std = blockwise(
             block, inputs, n_outputs=2, out_dim="latent", out_size=n_lat, time_core=temporal

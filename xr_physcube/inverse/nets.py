@@ -33,12 +33,17 @@ from xr_physcube.exceptions import (
     InvalidArgumentError,
     MissingVariableError,
 )
+from xr_physcube.inverse.observations import check_observations
 from xr_physcube.sensors.sentinel1 import linear_to_db
+from xr_physcube.validation import check_not_empty, check_real, positive_int
 
 ANGLE_INPUTS = ("tts", "tto", "psi", "theta")
 """Inputs given in degrees and fed to the network as cosines."""
 DB_INPUTS = ("VV", "VH")
 """Inputs given as linear sigma0 and fed to the network in dB."""
+PREDICT_BATCH = 65_536
+"""Rows per pass of :meth:`InverseModel.predict` (~45 MB of temporaries for the S2
+network)."""
 LOG_VAR_RANGE = (-12.0, 6.0)
 """Clamp of the normalised log-variance (std from 0.25 % to 20x the target's spread)."""
 
@@ -191,17 +196,58 @@ class InverseModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self,
+        x: torch.Tensor | np.ndarray,
+        *,
+        batch_size: int = PREDICT_BATCH,
+        check_units: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation (..., n_out) in physical units, from raw inputs
-        (..., n_in) in the order of ``input_names``. Rows with NaN/inf inputs give NaN."""
-        if x.shape[-1] != len(self.input_names):
+        (..., n_in) in the order of ``input_names``. Rows with NaN/inf inputs give NaN.
+
+        Runs ``batch_size`` rows at a time into preallocated outputs, so memory beyond
+        the inputs and outputs is bounded by one batch (<1 kB a row) for any number of
+        rows. ``check_units``: refuse inputs in wrong units, batch by batch
+        (:func:`~xr_physcube.inverse.observations.check_observations`: digital numbers,
+        dB, radians, angles out of range; ``InputUnitsError``/``OutOfRangeError``).
+
+        Raises:
+            InputDtypeError: complex or non-numeric ``x``.
+            DimensionError: ``x`` is 0-d, empty, or its last dimension is not n_in.
+            InvalidArgumentError: ``batch_size`` is not a whole number ≥ 1.
+        """
+        batch_size = positive_int(batch_size, "batch_size")
+        check_real("x (network inputs)", x)
+        if not isinstance(x, torch.Tensor):
+            x = np.asarray(x)
+        n_in = len(self.input_names)
+        if x.ndim == 0 or x.shape[-1] != n_in:
             raise DimensionError(
-                f"expected {len(self.input_names)} inputs {list(self.input_names)} in the "
+                f"expected {n_in} inputs {list(self.input_names)} in the "
                 f"last dimension; got shape {tuple(x.shape)}"
             )
-        dtype = self.x_mean.dtype
+        check_not_empty({"x (network inputs)": x}, "InverseModel.predict")
+        x = torch.as_tensor(x)
+        dtype, device = self.x_mean.dtype, x.device
         shape = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1]).to(dtype)
+        rows = x.reshape(-1, n_in)
+        n, n_out = rows.shape[0], len(self.output_names)
+        mean = torch.empty(n, n_out, dtype=dtype, device=device)
+        std = torch.empty_like(mean)
+        layers = self._folded(dtype, device)
+        for i in range(0, n, batch_size):
+            part = rows[i : i + batch_size].to(dtype)
+            if check_units:
+                check_observations(part, self.input_names)
+            mean[i : i + batch_size], std[i : i + batch_size] = self._predict_rows(part, layers)
+        return mean.reshape(*shape, n_out), std.reshape(*shape, n_out)
+
+    def _predict_rows(
+        self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std (n, n_out) of 2-D inputs (n, n_in) through the folded layers."""
+        dtype = x.dtype
         # one cheap reduction: a finite sum means every input is finite
         finite = bool(torch.isfinite(x.sum()))
         bad = None if finite else ~torch.isfinite(x).all(-1, keepdim=True)
@@ -210,7 +256,6 @@ class InverseModel(nn.Module):
         if bad is not None:
             x = torch.where(bad, torch.zeros_like(x), x)
         h = self.features(x)
-        layers = self._folded(dtype, x.device)
         for w, b in layers[:-1]:
             h = functional.silu(torch.addmm(b, h, w), inplace=True)
         w, b = layers[-1]
@@ -225,7 +270,7 @@ class InverseModel(nn.Module):
         if bad is not None:
             mean = mean.masked_fill(bad, math.nan)
             std = std.masked_fill(bad, math.nan)
-        return mean.reshape(*shape, n), std.reshape(*shape, n)
+        return mean, std
 
     def _add_model_error(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         a = torch.zeros(len(self.output_names), dtype=std.dtype, device=std.device)
@@ -235,9 +280,10 @@ class InverseModel(nn.Module):
             a[i], b[i] = ai, bi
         return torch.sqrt(std**2 + (a + b * mean.abs()) ** 2)
 
-    def predict_numpy(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_numpy(self, x: np.ndarray, **kwargs) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` on a NumPy array (..., n_in); returns float32 arrays."""
-        mean, std = self.predict(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+        check_real("x (network inputs)", x)
+        mean, std = self.predict(torch.as_tensor(np.asarray(x, dtype=np.float32)), **kwargs)
         return mean.cpu().numpy(), std.cpu().numpy()
 
     # ---- persistence -------------------------------------------------------------------
@@ -261,7 +307,10 @@ class InverseModel(nn.Module):
     def load(cls, path: str | Path) -> InverseModel:
         """Load a network written by :meth:`save` (a ``CheckpointError`` for other files)."""
         blob = load_checkpoint(path, "InverseModel")
-        model = cls(**blob["config"])
+        try:
+            model = cls(**blob["config"])
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"checkpoint {path} has an unusable config: {err}") from err
         try:
             model.load_state_dict(blob["state_dict"])
         except RuntimeError as err:

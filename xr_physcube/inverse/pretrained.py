@@ -28,8 +28,8 @@ from xr_physcube.inverse.simulate import (
 )
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS
 from xr_physcube.models.sar import MV
-from xr_physcube.parameters import positive_int
 from xr_physcube.sensors.sentinel2 import BANDS
+from xr_physcube.validation import positive_int
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 

@@ -16,7 +16,9 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.inverse.nets import BVNet, InverseModel, check_inputs
+from xr_physcube.validation import positive_float, positive_int
 
 
 def arrays(ds: xr.Dataset, names: Sequence[str]) -> torch.Tensor:
@@ -41,6 +43,13 @@ def _finite_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(x).all(-1) & torch.isfinite(y).all(-1)
 
 
+def _check_options(lr: float, **counts: int) -> None:
+    """Counts (epochs, batch size, patience) ≥ 1 and a learning rate > 0."""
+    for name, count in counts.items():
+        positive_int(count, name)
+    positive_float(lr, "lr (learning rate)")
+
+
 def fit(
     model: InverseModel,
     x: torch.Tensor,
@@ -59,6 +68,9 @@ def fit(
     x: raw inputs (n, n_in) in ``model.input_names`` order; y: targets (n, n_out).
     Returns the per-epoch ``train`` and ``val`` losses.
     """
+    _check_options(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience)
+    if not 0.0 < val_fraction < 1.0:
+        raise InvalidArgumentError(f"val_fraction must lie in (0, 1); got {val_fraction!r}")
     keep = _finite_rows(x, y)
     x, y = x[keep], y[keep]
     generator = torch.Generator().manual_seed(seed)
@@ -120,6 +132,7 @@ def fit_bvnet(
     SNAP trains each net with Levenberg–Marquardt; Adam with a cosine schedule is used
     here. Predict with :func:`predict_bvnet`.
     """
+    _check_options(epochs=epochs, batch_size=batch_size, lr=lr)
     keep = _finite_rows(x, y)
     x, y = x[keep], y[keep]
     torch.manual_seed(seed)

@@ -5,9 +5,11 @@ search, then stack, then read)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from xr_physcube._extras import require
@@ -15,6 +17,7 @@ from xr_physcube.exceptions import (
     InvalidArgumentError,
     StacSearchError,
 )
+from xr_physcube.validation import positive_float, positive_int
 
 STAC_TIMEOUT_S = 30.0
 """Default limit (s) on connecting to a STAC API and on each wait for its answer, so a
@@ -79,15 +82,20 @@ def search_items(
 ) -> list[pystac.Item]:
     """Search one collection; items sorted by datetime. Raises :class:`StacSearchError` if empty.
 
-    ``catalog_or_url`` may also be an iterable of ``pystac.Item`` (no search; filtered by
-    nothing but returned sorted). ``time`` is a STAC datetime ("2024-05-01/2024-05-31")
+    ``catalog_or_url`` may also be an iterable of ``pystac.Item`` (no search; those whose
+    bbox misses ``bbox`` are dropped, the others returned sorted). ``bbox`` is checked
+    (:func:`check_bbox`). ``time`` is a STAC datetime ("2024-05-01/2024-05-31")
     or a (start, end) pair. ``timeout`` (s) limits the connection to a STAC API given
     by URL and each wait for its answer (None: wait forever); a ``Client`` keeps its own.
     """
+    if bbox is not None:
+        bbox = check_bbox(bbox)
     if not isinstance(catalog_or_url, str) and isinstance(catalog_or_url, Iterable):
         items = list(catalog_or_url)
         if not all(isinstance(i, pystac.Item) for i in items):
             raise TypeError("an iterable catalog_or_url must hold pystac.Item objects")
+        if bbox is not None:
+            items = [it for it in items if it.bbox is None or _overlap(it.bbox, bbox)]
     else:
         client = open_client(catalog_or_url, sign, modifier, timeout)
         datetime = time if isinstance(time, str) else "/".join(iso_time(t) for t in time)
@@ -105,6 +113,52 @@ def search_items(
             f"bbox={list(bbox) if bbox is not None else None} and time={time!r}"
         )
     return sorted(items, key=lambda it: it.datetime or pd.Timestamp(0, tz="UTC"))
+
+
+def check_bbox(bbox: Sequence[float]) -> list[float]:
+    """``bbox`` (west, south, east, north) in degrees as 4 floats, else
+    :class:`InvalidArgumentError`: longitudes in [-180, 180], latitudes in [-90, 90],
+    west < east and south < north (a box across the antimeridian is not supported)."""
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"bbox must be 4 numbers (W, S, E, N); got {bbox!r}") from err
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidArgumentError(f"bbox must be 4 finite numbers (W, S, E, N); got {bbox!r}")
+    w, s, e, n = values
+    if not (
+        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
+    ):
+        raise InvalidArgumentError(
+            f"bbox {values}: longitudes must lie in [-180, 180] and latitudes in [-90, 90]"
+        )
+    if not (w < e and s < n):
+        raise InvalidArgumentError(
+            f"bbox {values}: expected (W, S, E, N) with W < E and S < N (reversed corners? a "
+            "box across the antimeridian is not supported)"
+        )
+    return values
+
+
+def check_grid_options(
+    resolution: float, chunks: int | Sequence[int] | None, timeout: float | None
+) -> None:
+    """:class:`InvalidArgumentError` unless ``resolution`` > 0 (metres), ``chunks`` is None
+    or counts ≥ 1 and ``timeout`` is None or > 0 (seconds)."""
+    positive_float(resolution, "resolution (m)")
+    if chunks is not None:
+        for c in (chunks,) if isinstance(chunks, (int, np.integer)) else chunks:
+            positive_int(c, "chunks (pixels)")
+    if timeout is not None:
+        positive_float(timeout, "timeout (s)")
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two (W, S, E, N) boxes intersect (2-D part of a STAC item bbox)."""
+    a = list(a)
+    if len(a) == 6:  # 3-D bbox: W, S, min z, E, N, max z
+        a = [a[0], a[1], a[3], a[4]]
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
 def iso_time(t) -> str:

@@ -18,10 +18,12 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.io.georef import write_crs
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.sensors.sentinel2 import BAND_INFO, BANDS, SCL_INVALID, Sentinel2Bands
 from xr_physcube.vae.seasons import CROPS, double_logistic, sun_zenith_deg
+from xr_physcube.validation import positive_int
 
 DEMO_DATES = ("2024-04-10", "2024-05-15", "2024-06-19", "2024-07-24")
 DEMO_CRS = "EPSG:32631"
@@ -63,6 +65,15 @@ def _smooth_field(size: int, rng: np.random.Generator, scale: float = 12.0) -> n
     return (f - f.min()) / (f.max() - f.min())
 
 
+def check_demo_size(size: int, chunks: int | None) -> None:
+    """:class:`~xr_physcube.exceptions.InvalidArgumentError` unless ``size`` ≥ 2 pixels
+    (the texture of one pixel has no spread) and ``chunks`` is None or ≥ 1."""
+    if positive_int(size, "size (pixels per side)") < 2:
+        raise InvalidArgumentError(f"size (pixels per side) must be at least 2; got {size}")
+    if chunks is not None:
+        positive_int(chunks, "chunks (pixels per chunk side)")
+
+
 def demo_scene(size: int = 64, seed: int = 0, chunks: int | None = 32) -> DemoScene:
     """Simulate the demo scene.
 
@@ -76,7 +87,11 @@ def demo_scene(size: int = 64, seed: int = 0, chunks: int | None = 32) -> DemoSc
         reflectance, ``SCL``, S1 ``VV``/``VH`` linear sigma0, ``theta``; angles ``tts``,
         ``tto``, ``psi`` as per-date coordinates) and ``truth`` (lai, cab, cw, cm,
         mv, hrms, crop).
+
+    Raises:
+        InvalidArgumentError: ``size`` below 2 or ``chunks`` below 1.
     """
+    check_demo_size(size, chunks)
     rng = np.random.default_rng(seed)
     times = pd.DatetimeIndex(DEMO_DATES)
     doy = times.dayofyear.to_numpy().astype(float)

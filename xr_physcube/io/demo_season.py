@@ -29,6 +29,7 @@ from xr_physcube.io.demo import (
     SCL_VEGETATION,
     _parcels,
     _smooth_field,
+    check_demo_size,
 )
 from xr_physcube.io.georef import write_crs
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS
@@ -75,7 +76,9 @@ def _clouds(size: int, n_dates: int, rng: np.random.Generator, fraction: float) 
 def demo_season(
     size: int = 64, seed: int = 0, chunks: int | None = 32, spectral_step: int = 5
 ) -> DemoSeason:
-    """Simulate the demo season (module docstring); the same seed gives the same cubes."""
+    """Simulate the demo season (module docstring); the same seed gives the same cubes.
+    ``size`` ≥ 2 pixels per side, ``chunks`` ≥ 1 or None (else ``InvalidArgumentError``)."""
+    check_demo_size(size, chunks)
     rng = np.random.default_rng(seed)
     n_days = SEASON_DAYS
     days = pd.date_range(pd.Timestamp(SEASON_START), periods=n_days, freq="D")

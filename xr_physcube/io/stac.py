@@ -57,7 +57,7 @@ from xr_physcube.exceptions import (
     InvalidArgumentError,
     StacSearchError,
 )
-from xr_physcube.io._search import STAC_TIMEOUT_S, search_items
+from xr_physcube.io._search import STAC_TIMEOUT_S, check_grid_options, search_items
 from xr_physcube.io._stack import (
     S1_ASSET_KEYS,
     S2_ASSET_KEYS,
@@ -182,6 +182,7 @@ def load_s2(
         ``boa_offset`` (DN), attrs ``crs``, ``resolution``, ``collection``, ``items``.
     """
     bands = check_bands(list(bands))
+    check_grid_options(resolution, chunks, timeout)
     if angles not in ("metadata", "granule"):
         raise InvalidArgumentError(f"angles must be 'metadata' or 'granule'; got {angles!r}")
     items = search_items(
@@ -308,6 +309,7 @@ def load_s1(
     """
     pols = check_polarisations(list(polarisations))
     source = source_radiometry(radiometry, collection)
+    check_grid_options(resolution, chunks, timeout)
     if orbit_state is not None:
         if str(orbit_state).lower() not in ("ascending", "descending"):
             raise InvalidArgumentError(

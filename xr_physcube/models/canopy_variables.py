@@ -19,6 +19,7 @@ from xr_physcube.models.sail import (
     leaf_angle_distribution,
 )
 from xr_physcube.parameters import as_tensors
+from xr_physcube.validation import check_arrays
 
 PAR_SLICE = slice(0, 301)
 """400–700 nm on the 1 nm model grid."""
@@ -32,6 +33,7 @@ def fcover(
     lidf_type: LidfType = "campbell",
 ) -> torch.Tensor:
     """Green cover fraction (0–1) seen from nadir for LAI (m²/m²) and the leaf angles."""
+    check_arrays({"lai": lai, "ala": ala, "lidfa": lidfa, "lidfb": lidfb}, "fcover")
     t = as_tensors({"lai": lai, "ala": ala, "lidfa": lidfa, "lidfb": lidfb})
     lidf = leaf_angle_distribution(lidf_type, t["ala"], t["lidfa"], t["lidfb"])
     zeros = torch.zeros_like(t["lai"], dtype=torch.float64)
@@ -50,6 +52,7 @@ def fapar(params, leaf_model: Prospect | None = None, lidf_type: LidfType = "cam
     from xr_physcube.models.sail import soil_reflectance
 
     leaf_model = leaf_model or Prospect("D")
+    check_arrays(params.as_dict(), "fapar")
     t = as_tensors(params.as_dict())
     lidf = leaf_angle_distribution(lidf_type, t["ala"], t["lidfa"], t["lidfb"])
     zeros = torch.zeros_like(t["lai"], dtype=torch.float64)

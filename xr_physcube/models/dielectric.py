@@ -28,6 +28,7 @@ import torch
 
 from xr_physcube.exceptions import InvalidArgumentError, OutOfRangeError
 from xr_physcube.parameters import ParameterSpec, TensorLike, as_tensors
+from xr_physcube.validation import check_arrays
 
 MV = ParameterSpec("mv", "volumetric soil moisture", "m3 m-3", 0.02, 0.5, 0.2)
 """Surface (0–5 cm) volumetric soil moisture; re-exported by :mod:`xr_physcube.models.sar`."""
@@ -255,6 +256,7 @@ def _check(values: dict, context: str) -> None:
         "rho_b": BULK_DENSITY,
         "t_soil": SOIL_TEMPERATURE,
     }
+    check_arrays(values, context)
     for name, value in values.items():
         specs[name].check(value, context)
     check_texture(values["sand"], values["clay"], context)

@@ -65,6 +65,7 @@ from xr_physcube.parameters import (
     spec_field,
 )
 from xr_physcube.sensors import sentinel1 as s1
+from xr_physcube.validation import check_arrays, positive_float, positive_int
 
 Acf = Literal["exponential", "gaussian"]
 
@@ -124,6 +125,7 @@ def iem(
         n_terms: terms of the series (64 is converged to < 1e-6 relative for ks ≤ 3).
     """
     acf = _check_acf(acf)
+    n_terms = positive_int(n_terms, "n_terms")
     real_dtype = ks.dtype
     cplx = torch.complex128 if real_dtype == torch.float64 else torch.complex64
     eps = eps.to(cplx)
@@ -183,7 +185,7 @@ def iem_backscatter(
         acf: "exponential" (usual for agricultural soils) or "gaussian".
         dielectric: "hallikainen" (default) or "dobson" soil permittivity model.
         frequency_ghz: radar frequency (default Sentinel-1, 5.405 GHz).
-        n_terms: number of terms of the IEM series.
+        n_terms: number of terms of the IEM series, ≥ 1.
         validate: raise ``ValueError`` on NaN or out-of-range inputs (and ks > 3).
 
     Returns:
@@ -195,9 +197,12 @@ def iem_backscatter(
         raise TypeError("give either an IemParameters or keyword fields, not both")
     acf = _check_acf(acf)
     check_dielectric_model(dielectric)
+    frequency_ghz = positive_float(frequency_ghz, "frequency_ghz")
+    n_terms = positive_int(n_terms, "n_terms")
     values = params.as_dict()
     wavenumber = 2.0 * math.pi * frequency_ghz * 1e9 / s1.SPEED_OF_LIGHT_M_S / 100.0  # 1/cm
     if validate:
+        check_arrays(values, f"IEM ({acf})")
         IEM_PARAMETERS.validate(values, f"IEM ({acf})")
         hrms = torch.as_tensor(values["hrms"]).detach()
         if float(hrms.max()) * wavenumber > KS_MAX:
@@ -237,8 +242,8 @@ class Iem(nn.Module):
         self.acf = _check_acf(acf)
         check_dielectric_model(dielectric)
         self.dielectric: DielectricModel = dielectric
-        self.frequency_ghz = frequency_ghz
-        self.n_terms = n_terms
+        self.frequency_ghz = positive_float(frequency_ghz, "frequency_ghz")
+        self.n_terms = positive_int(n_terms, "n_terms")
         self.validate = validate
 
     def extra_repr(self) -> str:

@@ -38,6 +38,7 @@ from xr_physcube.models.sail import (
 )
 from xr_physcube.parameters import TensorParameters, as_tensors, spec_field
 from xr_physcube.sensors.sentinel2 import SATELLITES, Sentinel2Bands
+from xr_physcube.validation import check_arrays, positive_int
 
 DEFAULT_CHUNK = 1024
 """Spectra computed at once; keeps the working set in the CPU cache (faster than one pass)."""
@@ -124,8 +125,8 @@ class Prosail(nn.Module):
         compile: bool = False,
     ):
         super().__init__()
-        if spectral_step < 1:
-            raise InvalidArgumentError(f"spectral_step must be >= 1; got {spectral_step}")
+        spectral_step = positive_int(spectral_step, "spectral_step")
+        chunk_size = positive_int(chunk_size, "chunk_size")
         sensor = _sensor_module(sensor, spectral_step)
         if (
             isinstance(sensor, Sentinel2Bands)
@@ -193,6 +194,7 @@ class Prosail(nn.Module):
         """Like ``forward`` with an explicit validation switch (thread-safe)."""
         values = params.as_dict()
         if validate:
+            check_arrays(values, f"PROSAIL-{self.version}")
             PROSAIL_PARAMETERS.validate(values, f"PROSAIL-{self.version}")
             if self.lidf_type == "verhoef":
                 check_verhoef_lidf(values["lidfa"], values["lidfb"])

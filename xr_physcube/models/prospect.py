@@ -26,6 +26,7 @@ from xr_physcube._data import read_table
 from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.models._special import isotropic_interface_transmissivity, leaf_layer_transmission
 from xr_physcube.parameters import ParameterSpec, TensorParameters, as_tensors, spec_field
+from xr_physcube.validation import check_arrays
 
 ProspectVersion = Literal["D", "5"]
 
@@ -135,6 +136,7 @@ class Prospect(nn.Module):
                 "PROSPECT-5 has no anthocyanins: set anth=0 or use version='D'"
             )
         if validate:
+            check_arrays(values, f"PROSPECT-{self.version}")
             LEAF_PARAMETERS.validate(values, f"PROSPECT-{self.version}")
         t = as_tensors(values)
         contents = torch.stack([t[c] for c in self.constituents], dim=-1)

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from xr_physcube._data import read_table
-from xr_physcube.exceptions import DimensionError, InvalidArgumentError, OutOfRangeError
+from xr_physcube.exceptions import DimensionError, OutOfRangeError
 from xr_physcube.parameters import (
     ParameterSet,
     ParameterSpec,
@@ -51,6 +51,7 @@ from xr_physcube.parameters import (
     infer_dtype_device,
     spec_field,
 )
+from xr_physcube.validation import check_arrays, positive_float
 
 # Default values (grain maize) and their provenance:
 # * eps_c = 0.48 (PAR / global radiation) and k = 0.5: the values of the original SAFY
@@ -226,10 +227,12 @@ def safy(
         params = SafyParameters(**kwargs)
     elif kwargs:
         raise TypeError("give either a SafyParameters or keyword fields, not both")
-    if emergence_width <= 0:
-        raise InvalidArgumentError(f"emergence_width must be > 0 days; got {emergence_width}")
+    emergence_width = positive_float(emergence_width, "emergence_width (days)")
     values = params.as_dict()
+    forcing = {"temperature": temperature, "radiation": radiation}
+    check_arrays(forcing, "SAFY", allow_empty=True)
     if validate:
+        check_arrays({**forcing, **values}, "SAFY")
         params.validate("SAFY")
         TEMPERATURE.check(temperature, "SAFY")
         RADIATION.check(radiation, "SAFY")
@@ -324,9 +327,7 @@ class Safy(nn.Module):
 
     def __init__(self, emergence_width: float = 0.5, validate: bool = True):
         super().__init__()
-        if emergence_width <= 0:
-            raise InvalidArgumentError(f"emergence_width must be > 0 days; got {emergence_width}")
-        self.emergence_width = emergence_width
+        self.emergence_width = positive_float(emergence_width, "emergence_width (days)")
         self.validate = validate
 
     def extra_repr(self) -> str:

@@ -86,6 +86,7 @@ from xr_physcube.parameters import (
 )
 from xr_physcube.sensors import sentinel1 as s1
 from xr_physcube.sensors.sentinel1 import DB_FLOOR, db_to_linear, linear_to_db
+from xr_physcube.validation import check_arrays
 
 Descriptor = Literal["lai", "ndvi"]
 
@@ -290,6 +291,7 @@ def _run_wcm(
     if compile and soil_model != "oh":
         raise InvalidArgumentError("compile=True is only available with soil_model='oh'")
     if validate:
+        check_arrays({descriptor: value, **soil.as_dict()}, f"Water Cloud Model ({descriptor})")
         spec.check(value, f"Water Cloud Model ({descriptor})")
         WCM_PARAMETERS.validate(coeffs, "Water Cloud Model coefficients")
     if soil_model == "oh":

@@ -44,6 +44,7 @@ from xr_physcube.parameters import (
     spec_field,
 )
 from xr_physcube.sensors import sentinel1 as s1
+from xr_physcube.validation import check_arrays, positive_float
 
 SoilModel = Literal["oh", "dubois"]
 SOIL_MODELS: tuple[str, ...] = ("oh", "dubois")
@@ -168,8 +169,10 @@ def bare_soil_backscatter(
     soil = soil_from(soil, kwargs)
     soil_model = check_soil_model(soil_model)
     dielectric = check_dielectric_model(dielectric)
+    frequency_ghz = positive_float(frequency_ghz, "frequency_ghz")
     values = soil.as_dict()
     if validate:
+        check_arrays(values, f"bare soil ({soil_model})")
         validate_soil(values, f"bare soil ({soil_model})")
     t = as_tensors(values)
     wavelength_cm = s1.SPEED_OF_LIGHT_M_S / (frequency_ghz * 1e9) * 100.0

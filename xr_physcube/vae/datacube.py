@@ -234,9 +234,12 @@ class DataCubeVAE(PhysVAE):
     def load(cls, path: str | Path = DATACUBE_WEIGHTS, map_location: Any = "cpu") -> DataCubeVAE:
         """Load a model written by :meth:`save` (default: the shipped one)."""
         blob = load_checkpoint(path, "DataCubeVAE", map_location)
-        config = dict(blob["config"])
-        config["ranges"] = {k: tuple(v) for k, v in config["ranges"].items()}
-        model = cls(DataCubeConfig(**config))
+        try:
+            config = dict(blob["config"])
+            config["ranges"] = {k: tuple(v) for k, v in config.get("ranges", {}).items()}
+            model = cls(DataCubeConfig(**config))
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {path} has an unusable config: {err}") from err
         missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
         if missing or unexpected:
             raise CheckpointError(

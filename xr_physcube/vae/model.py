@@ -59,6 +59,7 @@ from xr_physcube.vae.priors import (
     inverse_prior_table,
     uniform_prior_table,
 )
+from xr_physcube.validation import positive_int
 
 ALL_SPECS: ParameterSet = PROSAIL_PARAMETERS | SOIL_PARAMETERS.subset(["mv", "hrms"])
 
@@ -174,6 +175,10 @@ class VAEConfig:
     :data:`~xr_physcube.vae.priors.PriorTable` (resolved to one after init)."""
 
     def __post_init__(self) -> None:
+        for name in ("hidden", "depth", "spectral_step"):
+            setattr(self, name, positive_int(getattr(self, name), name))
+        if isinstance(self.n_free, bool) or not isinstance(self.n_free, int) or self.n_free < 0:
+            raise InvalidArgumentError(f"n_free must be a whole number ≥ 0; got {self.n_free!r}")
         self.latents = tuple(self.latents)
         for required in ("lai", "mv"):
             if required not in self.latents:
@@ -518,10 +523,13 @@ class PhysVAE(nn.Module):
     def load(cls, path: str | Path, map_location: Any = "cpu") -> PhysVAE:
         """Load a model written by :meth:`save` (a ``CheckpointError`` for other files)."""
         blob = load_checkpoint(path, "PhysVAE", map_location)
-        config = dict(blob["config"])
-        config["ranges"] = {k: tuple(v) for k, v in config["ranges"].items()}
-        config.setdefault("prior", "uniform")  # checkpoints from before the shared priors
-        model = cls(VAEConfig(**config))
+        try:
+            config = dict(blob["config"])
+            config["ranges"] = {k: tuple(v) for k, v in config.get("ranges", {}).items()}
+            config.setdefault("prior", "uniform")  # checkpoints from before the shared priors
+            model = cls(VAEConfig(**config))
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {path} has an unusable config: {err}") from err
         missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
         if missing or unexpected:
             raise CheckpointError(

@@ -23,7 +23,6 @@ import torch
 
 from xr_physcube.devices import resolve_device
 from xr_physcube.exceptions import InvalidArgumentError
-from xr_physcube.parameters import positive_int
 from xr_physcube.vae.losses import (
     SafyConsistency,
     gaussian_nll,
@@ -32,6 +31,7 @@ from xr_physcube.vae.losses import (
 )
 from xr_physcube.vae.model import PhysVAE
 from xr_physcube.vae.priors import kl_logit_normal_prior
+from xr_physcube.validation import non_negative_float, positive_float, positive_int
 
 NOISE_FLOOR = math.log(1e-3)
 """Smallest log noise std of the reconstruction likelihood."""
@@ -149,6 +149,12 @@ def fit(
     for name, count in (("epochs", epochs), ("max_steps", max_steps)):
         if count is not None:
             positive_int(count, name)
+    lr = positive_float(lr, "lr (learning rate)")
+    weights = {"kl_weight": kl_weight, "smooth_weight": smooth_weight,
+               "supervised_weight": supervised_weight, "anchor_weight": anchor_weight,
+               "safy_weight": safy_weight}  # fmt: skip
+    for name, weight in weights.items():
+        non_negative_float(weight, name)
     dev = resolve_device(device)
     model.to(dev).train()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
