@@ -40,7 +40,6 @@ from xr_physcube.cli.retrieve import (
     check_out,
     variables_problem,
 )
-from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.performance import keep_freed_memory
 
 __all__ = ["S2_PRODUCTS", "ZARR_FORMAT", "build_parser", "check_out", "main", "train_out_path"]
