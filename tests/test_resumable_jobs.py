@@ -147,3 +147,15 @@ def test_write_store_resumes_only_a_store_of_the_same_job(tmp_path):
         write_store(other, store, resume=True, progress=False)
     with pytest.raises(InvalidArgumentError, match="dims"):
         write_store(result.isel(x=0), tmp_path / "t.zarr", progress=False)
+
+
+def test_write_store_never_replaces_a_users_files(tmp_path):
+    user = tmp_path / "mine.zarr"
+    xr.Dataset({"old": ("x", np.arange(3.0))}).to_zarr(user, zarr_format=2)
+    with pytest.raises(FileExistsError, match="not written by xr-physcube"):
+        write_store(_lazy_result(), user, progress=False)
+    assert set(xr.open_zarr(user).data_vars) == {"old"}
+    ours = tmp_path / "ours.zarr"
+    write_store(_lazy_result(), ours, progress=False)
+    write_store(_lazy_result() * 2, ours, progress=False)  # its own store: replaced
+    assert float(open_store(ours).lai.max()) == 2 * float(_lazy_result().lai.max())

@@ -137,7 +137,8 @@ def write_store(
         result: lazy Dataset with ``y`` and ``x`` dims; each task computes one spatial
             block (all of ``time``), so its memory is that of the blocks being computed.
         store: folder to write. An existing one is replaced only if it is a job's store
-            (see :func:`check_replaceable`; the CLI checks before loading anything).
+            or an empty folder (:func:`check_replaceable`; FileExistsError otherwise; the
+            CLI checks before loading anything).
         resume: continue the incomplete ``store`` of an interrupted run of the same job
             (same variables, shapes, chunks and coordinates, else
             :class:`~xr_physcube.exceptions.InvalidArgumentError`).
@@ -160,8 +161,9 @@ def write_store(
                 "dates or chunks); write to a new store instead"
             )
     else:
+        check_replaceable(store, overwrite=True, resume=False)  # never a user's files
         if store.exists():
-            shutil.rmtree(store) if store.is_dir() else store.unlink()
+            shutil.rmtree(store)
         header = result.copy()
         header.attrs = {**result.attrs, STATUS_ATTR: "incomplete", JOB_ATTR: job}
         for name, var in result.variables.items():  # small lazy non-spatial variables
