@@ -56,7 +56,9 @@ def _column_ranges(x: np.ndarray | torch.Tensor, columns: list[int]) -> list:
     a column without any. Torch: a few vectorised passes over the whole array; NumPy
     (a cube's chunk): one column at a time (bounded temporaries)."""
     if isinstance(x, torch.Tensor):
-        part = x.detach().reshape(-1, x.shape[-1])[:, columns]
+        part = x.detach().reshape(-1, x.shape[-1])
+        if columns != list(range(part.shape[1])):  # a copy only when some are not checked
+            part = part[:, columns]
         if part.shape[0] == 0:
             return [None] * len(columns)
         if bool(torch.isfinite(part.sum())):  # the common case: nothing masked
