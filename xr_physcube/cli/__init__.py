@@ -1,5 +1,8 @@
-"""Command line: ``xr-physcube demo`` (the main job on the embedded cube), ``retrieve``
-and ``datacube`` (batch jobs on a tile from a STAC API, resumable) and retraining.
+"""xr-physcube: the demo, tile jobs (retrieve, datacube, calibrate-safy) and retraining.
+
+``xr-physcube demo`` runs the main job on the embedded cube; ``retrieve``, ``datacube``
+and ``calibrate-safy`` are batch jobs on a tile (from a STAC API, or a Zarr of LAI),
+resumable.
 
 xr-physcube demo [--out xr_physcube_demo] [--workers 0]
 xr-physcube retrieve URL --bbox W S E N --time START/END --out tile.zarr
