@@ -48,7 +48,6 @@ def _open_weather(path: Path, temperature: str, radiation: str):
 
 def _calibrate_safy(args: argparse.Namespace) -> int:
     import numpy as np
-    import xarray as xr
 
     import xr_physcube.accessors  # noqa: F401  (registers .physics)
     from xr_physcube.cli.retrieve import check_out
@@ -59,7 +58,7 @@ def _calibrate_safy(args: argparse.Namespace) -> int:
     check_out(store, args.overwrite, args.resume)
     if not Path(args.lai_store).exists():
         raise InvalidArgumentError(f"LAI store {args.lai_store} does not exist")
-    cube = xr.open_zarr(args.lai_store)
+    cube = open_store(args.lai_store)  # an interrupted job's store is refused
     weather = _open_weather(Path(args.weather), args.temperature, args.radiation)
     result = cube.physics.calibrate_safy(
         args.lai,
