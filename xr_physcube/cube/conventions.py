@@ -14,6 +14,7 @@ References:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -129,6 +130,6 @@ def conventional_outputs(cls: type) -> type:
         return finished
 
     for name, member in list(vars(cls).items()):
-        if callable(member) and not name.startswith("_"):
+        if inspect.isfunction(member) and not name.startswith("_"):  # plain methods only
             setattr(cls, name, wrap(member))
     return cls
