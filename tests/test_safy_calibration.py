@@ -331,6 +331,9 @@ def test_cli_writes_biomass_and_yield_maps(tmp_path, capsys):
     maps = xr.open_zarr(out)
     assert maps.biomass_final.shape == (2, 2) and np.isfinite(maps["yield"].values).all()
     assert maps.attrs["season_end"] == "2024-10-01"
+    on_cluster = tmp_path / "cluster.zarr"  # the same job on a two-worker LocalCluster
+    assert main([*argv[:5], str(on_cluster), *argv[6:], "--workers", "2"]) == 0
+    xr.testing.assert_allclose(xr.open_zarr(on_cluster).load(), maps.load())
     assert main(argv) == 1  # exists: refused without --overwrite
     assert main([*argv[:3], str(tmp_path / "missing.csv"), *argv[4:], "--overwrite"]) == 1
     assert "does not exist" in capsys.readouterr().err

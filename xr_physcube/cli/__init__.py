@@ -13,6 +13,7 @@ xr-physcube datacube URL --bbox W S E N --time START/END --out cube.zarr
     [tile options of retrieve]
 xr-physcube calibrate-safy LAI.zarr --weather W.csv|W.zarr --out maps.zarr
     [--crop maize | winter_wheat] [--sowing DATE] [--trajectory] [--overwrite | --resume]
+    [--workers N | --scheduler tcp://host:8786]
 xr-physcube train-inverse s2|s1|s1_lai [--samples N] [--seed 0] [--out ./s2.pt | --replace-shipped]
 xr-physcube train-vae pixel_hybrid|temporal_hybrid|... [--seed 0] [--steps N]
     [--out ./vae_<name>.pt | --replace-shipped]

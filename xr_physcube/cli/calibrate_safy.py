@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from xr_physcube.cli.common import non_negative_int, positive_int
+from xr_physcube.cli.retrieve import add_dask_arguments
 
 
 def _open_weather(path: Path, temperature: str, radiation: str):
@@ -50,9 +51,9 @@ def _calibrate_safy(args: argparse.Namespace) -> int:
     import numpy as np
 
     import xr_physcube.accessors  # noqa: F401  (registers .physics)
-    from xr_physcube.cli.retrieve import check_out
+    from xr_physcube.cli.retrieve import check_out, write_job
     from xr_physcube.exceptions import InvalidArgumentError
-    from xr_physcube.io.store import open_store, write_store
+    from xr_physcube.io.store import open_store
 
     store = Path(args.out)
     check_out(store, args.overwrite, args.resume)
@@ -77,7 +78,7 @@ def _calibrate_safy(args: argparse.Namespace) -> int:
         f"calibrate-safy ({result.attrs['crop']}): {len(result.__dask_graph__())} tasks -> {store}"
     )
     start = time.perf_counter()
-    write_store(result, store, resume=args.resume)  # region by region, with a progress bar
+    write_job(result, store, args)  # region by region, threads or a dask cluster
     elapsed = time.perf_counter() - start
     written = open_store(store)
     n_pix = int(written.biomass_final.size)
@@ -114,4 +115,5 @@ def add_calibrate_safy_parser(sub) -> None:
     again = job.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace a store of a job")
     again.add_argument("--resume", action="store_true", help="finish an interrupted job")
+    add_dask_arguments(job)
     job.set_defaults(func=_calibrate_safy)

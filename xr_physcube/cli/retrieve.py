@@ -233,6 +233,11 @@ def add_tile_arguments(job: argparse.ArgumentParser) -> None:
         "for image reads to connect or receive data (default: "
         "xr_physcube.io.stac.STAC_TIMEOUT_S, 30)",
     )
+    add_dask_arguments(job)
+
+
+def add_dask_arguments(job: argparse.ArgumentParser) -> None:
+    """``--workers N`` (a LocalCluster) or ``--scheduler ADDRESS``, for :func:`write_job`."""
     where = job.add_mutually_exclusive_group()
     where.add_argument(
         "--workers",
