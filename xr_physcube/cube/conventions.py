@@ -79,16 +79,24 @@ def _cf_attrs(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finish_array(var: xr.DataArray, name: str, src, crs: str | None) -> xr.DataArray:
-    var = var.assign_attrs(_cf_attrs(name, var.attrs))
+def _georeferenced(obj: T, src: xr.Dataset, crs: str | None) -> T:
+    """``obj`` with ``src``'s x/y coordinate attributes (where it has none) and, if it
+    holds a (y, x) variable, ``src``'s CRS coordinate."""
     for dim in SPATIAL_DIMS:
-        if dim in var.coords and dim in src.coords and not var[dim].attrs:
-            var = var.assign_coords({dim: var[dim].assign_attrs(src[dim].attrs)})
+        if dim in obj.coords and dim in src.coords and not obj[dim].attrs:
+            obj = obj.assign_coords({dim: obj[dim].assign_attrs(src[dim].attrs)})
+    arrays = obj.data_vars.values() if isinstance(obj, xr.Dataset) else [obj]
+    if crs and crs not in obj.coords and any(_is_spatial(v) for v in arrays):
+        obj = obj.assign_coords({crs: src[crs]})
+    return obj
+
+
+def _cf_variable(var: xr.DataArray, name: str, crs: str | None) -> xr.DataArray:
+    """``var`` with CF attributes and, on a (y, x) variable, its ``grid_mapping``."""
+    attrs = _cf_attrs(name, var.attrs)
     if crs and _is_spatial(var):
-        if crs not in var.coords:
-            var = var.assign_coords({crs: src[crs]})
-        var.attrs["grid_mapping"] = crs
-    return var
+        attrs["grid_mapping"] = crs
+    return var.assign_attrs(attrs)
 
 
 def finish_output(out: T, src: xr.Dataset) -> T:
@@ -97,19 +105,17 @@ def finish_output(out: T, src: xr.Dataset) -> T:
     finished element by element; anything else is returned unchanged."""
     if isinstance(out, tuple):
         return tuple(finish_output(o, src) for o in out)  # type: ignore[return-value]
+    if not isinstance(out, xr.Dataset | xr.DataArray):
+        return out
     crs = grid_mapping_name(src)
     if isinstance(out, xr.DataArray):
-        return _finish_array(out, str(out.name), src, crs)  # type: ignore[return-value]
-    if not isinstance(out, xr.Dataset):
-        return out
+        return _georeferenced(_cf_variable(out, str(out.name), crs), src, crs)
     finished = out.copy()
     for name in list(finished.data_vars):
-        finished[name] = _finish_array(finished[name], str(name), src, crs)
+        finished[name] = _cf_variable(finished[name], str(name), crs)
     for name in finished.coords:
         finished[name].attrs = _cf_attrs(str(name), finished[name].attrs)
-    for dim in SPATIAL_DIMS:
-        if dim in finished.coords and dim in src.coords and not finished[dim].attrs:
-            finished[dim].attrs = dict(src[dim].attrs)
+    finished = _georeferenced(finished, src, crs)
     for key in ("crs", "collection", "items", "s1_collection", "s1_items"):  # provenance
         if key in src.attrs:
             finished.attrs.setdefault(key if key == "crs" else f"input_{key}", src.attrs[key])
