@@ -8,13 +8,14 @@ its valid range, never in an internal error deep inside torch or a silently wron
 * :func:`positive_int`, :func:`positive_float`, :func:`non_negative_float`: options
   (batch sizes, steps, samples, series terms, frequencies, learning rates, weights);
 * :func:`check_real`: an array of real numbers (not text or objects, not complex);
-* :func:`check_not_empty`: at least one value (an empty batch is a caller's mistake).
+* :func:`check_not_empty`: at least one value (an empty batch is a caller's mistake);
+* :func:`check_bbox`: a (W, S, E, N) search box in degrees (the loaders and the CLI).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,9 +126,35 @@ def check_arrays(values: Mapping[str, Any], context: str, allow_empty: bool = Fa
 
 __all__ = [
     "check_arrays",
+    "check_bbox",
     "check_not_empty",
     "check_real",
     "non_negative_float",
     "positive_float",
     "positive_int",
 ]
+
+
+def check_bbox(bbox: Sequence[float]) -> list[float]:
+    """``bbox`` (west, south, east, north) in degrees as 4 floats, else
+    :class:`InvalidArgumentError`: longitudes in [-180, 180], latitudes in [-90, 90],
+    west < east and south < north (a box across the antimeridian is not supported)."""
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"bbox must be 4 numbers (W, S, E, N); got {bbox!r}") from err
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidArgumentError(f"bbox must be 4 finite numbers (W, S, E, N); got {bbox!r}")
+    w, s, e, n = values
+    if not (
+        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
+    ):
+        raise InvalidArgumentError(
+            f"bbox {values}: longitudes must lie in [-180, 180] and latitudes in [-90, 90]"
+        )
+    if not (w < e and s < n):
+        raise InvalidArgumentError(
+            f"bbox {values}: expected (W, S, E, N) with W < E and S < N (reversed corners? a "
+            "box across the antimeridian is not supported)"
+        )
+    return values

@@ -285,14 +285,15 @@ def add_retrieve_parser(sub) -> None:
 
 
 def bbox_problem(bbox: list[float]) -> str | None:
-    """Why ``--bbox W S E N`` (degrees) cannot be searched and stacked, or None."""
-    w, s, e, n = bbox
-    if not (
-        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
-    ):
-        return f"{bbox}: longitudes must be within -180..180 and latitudes within -90..90"
-    if not (w < e and s < n):
-        return f"{bbox}: expected W < E and S < N (a box across the antimeridian is not supported)"
+    """Why ``--bbox W S E N`` (degrees) cannot be searched and stacked, or None (the
+    loaders' check, :func:`~xr_physcube.validation.check_bbox`)."""
+    from xr_physcube.exceptions import InvalidArgumentError
+    from xr_physcube.validation import check_bbox
+
+    try:
+        check_bbox(bbox)
+    except InvalidArgumentError as err:
+        return str(err)
     return None
 
 

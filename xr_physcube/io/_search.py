@@ -5,7 +5,6 @@ search, then stack, then read)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ from xr_physcube.exceptions import (
     InvalidArgumentError,
     StacSearchError,
 )
-from xr_physcube.validation import positive_float, positive_int
+from xr_physcube.validation import check_bbox, positive_float, positive_int
 
 STAC_TIMEOUT_S = 30.0
 """Default limit (s) on connecting to a STAC API and on each wait for its answer, so a
@@ -84,9 +83,10 @@ def search_items(
 
     ``catalog_or_url`` may also be an iterable of ``pystac.Item`` (no search; those whose
     bbox misses ``bbox`` are dropped, the others returned sorted). ``bbox`` is checked
-    (:func:`check_bbox`). ``time`` is a STAC datetime ("2024-05-01/2024-05-31")
-    or a (start, end) pair. ``timeout`` (s) limits the connection to a STAC API given
-    by URL and each wait for its answer (None: wait forever); a ``Client`` keeps its own.
+    (:func:`~xr_physcube.validation.check_bbox`). ``time`` is a STAC datetime
+    ("2024-05-01/2024-05-31") or a (start, end) pair. ``timeout`` (s) limits the
+    connection to a STAC API given by URL and each wait for its answer (None: wait
+    forever); a ``Client`` keeps its own.
     """
     if bbox is not None:
         bbox = check_bbox(bbox)
@@ -113,31 +113,6 @@ def search_items(
             f"bbox={list(bbox) if bbox is not None else None} and time={time!r}"
         )
     return sorted(items, key=lambda it: it.datetime or pd.Timestamp(0, tz="UTC"))
-
-
-def check_bbox(bbox: Sequence[float]) -> list[float]:
-    """``bbox`` (west, south, east, north) in degrees as 4 floats, else
-    :class:`InvalidArgumentError`: longitudes in [-180, 180], latitudes in [-90, 90],
-    west < east and south < north (a box across the antimeridian is not supported)."""
-    try:
-        values = [float(v) for v in bbox]
-    except (TypeError, ValueError) as err:
-        raise InvalidArgumentError(f"bbox must be 4 numbers (W, S, E, N); got {bbox!r}") from err
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise InvalidArgumentError(f"bbox must be 4 finite numbers (W, S, E, N); got {bbox!r}")
-    w, s, e, n = values
-    if not (
-        -180.0 <= w <= 180.0 and -180.0 <= e <= 180.0 and -90.0 <= s <= 90.0 and -90.0 <= n <= 90.0
-    ):
-        raise InvalidArgumentError(
-            f"bbox {values}: longitudes must lie in [-180, 180] and latitudes in [-90, 90]"
-        )
-    if not (w < e and s < n):
-        raise InvalidArgumentError(
-            f"bbox {values}: expected (W, S, E, N) with W < E and S < N (reversed corners? a "
-            "box across the antimeridian is not supported)"
-        )
-    return values
 
 
 def check_grid_options(
