@@ -150,6 +150,9 @@ def _stack_odc(
     time order), pixel centres on the grid of ``bounds`` (or of ``bbox``)."""
     import odc.stac
 
+    times = [naive_utc(it.datetime) for it in items]
+    if times != sorted(times):  # odc-stac orders its output by time
+        raise MetadataError("odc-stac engine: items must come in time order (load_s2 sorts them)")
     keys = list(asset_keys.values())
     dicts = [item_dict(it) for it in items]
     if not epsg:  # the first item's, like stackstac
@@ -179,11 +182,8 @@ def _stack_odc(
     )
     if "latitude" in ds.dims:  # a geographic CRS
         ds = ds.rename({"latitude": "y", "longitude": "x"})
-    by_time = sorted(range(len(items)), key=lambda i: naive_utc(items[i].datetime))
-    if by_time != list(range(len(items))):
-        raise MetadataError("odc-stac engine: items must come in time order (load_s2 sorts them)")
     ds = ds.rename({v: k for k, v in asset_keys.items()}).transpose("time", "y", "x")
-    ds = ds.assign_coords(time=pd.DatetimeIndex([naive_utc(it.datetime) for it in items]))
+    ds = ds.assign_coords(time=pd.DatetimeIndex(times))
     crs_text = str(ds.rio.crs)
     ds = ds.drop_vars([c for c in ds.coords if c not in ("time", "y", "x")])
     ds.attrs = {"resolution": float(resolution) if resolution else abs(float(ds.x[1] - ds.x[0]))}
