@@ -104,8 +104,8 @@ def check_replaceable(store: Path, overwrite: bool, resume: bool) -> None:
     """Refuse to write over ``store`` unless it is one of ours and the caller said so:
     ``overwrite`` replaces a store written by a job (or an empty folder), ``resume``
     continues an incomplete one. Nothing else is ever deleted."""
+    status = store_status(store)
     if resume:
-        status = store_status(store)
         if status != "incomplete":
             what = {"complete": "is complete", None: "is not an interrupted job's store"}
             raise FileExistsError(f"--resume: {store} {what[status]}; nothing to resume")
@@ -113,10 +113,10 @@ def check_replaceable(store: Path, overwrite: bool, resume: bool) -> None:
     if not store.exists():
         return
     if not overwrite:
-        hint = " (interrupted: pass --resume)" if store_status(store) == "incomplete" else ""
+        hint = " (interrupted: pass --resume)" if status == "incomplete" else ""
         raise FileExistsError(f"{store} already exists{hint}; pass --overwrite to replace it")
     empty_dir = store.is_dir() and not any(store.iterdir())
-    if store_status(store) is None and not empty_dir:
+    if status is None and not empty_dir:
         raise FileExistsError(
             f"{store} exists and was not written by xr-physcube; --overwrite only replaces "
             "a store a job wrote (or an empty folder)"
