@@ -54,6 +54,8 @@ def _ratios(printed: str) -> list[float]:
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_benchmark_prints_its_ratios(name, tmp_path):
     printed = _run(name, tmp_path)
+    if name == "bench_retrieval_speed" and "SNAP BV-NET peer not found" in printed:
+        pytest.skip("the SNAP peer (../shared/peers) is absent: nothing to compare against")
     ratios = _ratios(printed)
     assert ratios, printed
     assert all(r > 0 for r in ratios), printed
