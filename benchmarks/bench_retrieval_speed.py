@@ -13,15 +13,20 @@ Prints pixels/s and the ratio (b)/(a). Target (issue #18): >= 1.0x.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
-from bench_real import SHARED, load_snap
-from bench_sar_safy import best_time
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # NumPy's BLAS on one thread too (before importing it)
 
-from xr_physcube.inverse.pretrained import load_pretrained
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from bench_real import SHARED, load_snap  # noqa: E402
+from bench_sar_safy import best_time  # noqa: E402
+
+from xr_physcube.inverse.pretrained import load_pretrained  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +44,7 @@ def main() -> None:
     net = load_pretrained("s2").eval()
     with torch.inference_mode():
         t_ours = best_time(lambda: net.predict(ours_in), args.repeat)
-    print(f"torch {torch.__version__}, 1 thread, {n:,} pixels, float32")
+    print(f"torch {torch.__version__}, NumPy {np.__version__}, 1 thread, {n:,} pixels, float32")
     print(f"(b) xr_physcube s2 network, predict (8 variables, mean + std): "
           f"{n / t_ours:12,.0f} px/s")  # fmt: skip
     snap_module = load_snap(args.peers)

@@ -126,7 +126,9 @@ def test_clip_to_a_field_polygon_then_retrieve(demo):
     lai = clipped.physics.retrieve(["lai"])
     assert lai.rio.crs == demo.rio.crs
     whole = demo.physics.retrieve(["lai"]).lai.sel(x=clipped.x, y=clipped.y)
-    np.testing.assert_allclose(lai.lai, whole, rtol=1e-6)
+    # float32 ulps only: a pixel's position in its chunk picks the vectorised or the
+    # remainder path of the GEMM and cosine kernels
+    np.testing.assert_allclose(lai.lai, whole, rtol=1e-5)
 
 
 def test_like_takes_any_georeferenced_dataset(stac_api_url):

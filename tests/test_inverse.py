@@ -187,6 +187,30 @@ def test_fast_predict_equals_plain_forward(small_model):
     torch.testing.assert_close(std, ref_std, rtol=1e-4, atol=1e-6)
 
 
+def test_batched_predict_with_model_error_equals_forward_and_keeps_input(small_model):
+    """predict() reuses one workspace across batches (inputs held column by column, angle
+    cosines in place, model error in a buffer): partial last batch, masked rows and the
+    model-error term give forward()'s answer, and the caller's array is not touched."""
+    net = small_model.with_model_error({"lai": (0.3, 0.2)})
+    x = _inputs(203, seed=5)
+    x[17, 2] = math.nan
+    given = x.clone()
+    mean, std = net.predict(x, batch_size=64)
+    torch.testing.assert_close(x, given, equal_nan=True)
+    with torch.no_grad():
+        m_n, log_var = net(x)
+    ref_mean = (m_n * net.y_std + net.y_mean).clamp(net.y_min, net.y_max)
+    ref_std = torch.exp(0.5 * log_var) * net.y_std
+    lai = net.output_names.index("lai")
+    ref_std[:, lai] = torch.sqrt(ref_std[:, lai] ** 2 + (0.3 + 0.2 * ref_mean[:, lai].abs()) ** 2)
+    good = torch.arange(len(x)) != 17
+    torch.testing.assert_close(mean[good], ref_mean[good], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(std[good], ref_std[good], rtol=1e-4, atol=1e-6)
+    assert bool(mean[17].isnan().all()) and bool(std[17].isnan().all())
+    column_major = x.T.contiguous().T  # same values, other memory layout
+    torch.testing.assert_close(net.predict(column_major)[0], mean, equal_nan=True)
+
+
 def test_features_are_cosines_of_angles(small_model):
     x = _inputs(5)
     f = small_model.features(x).numpy()

@@ -53,22 +53,25 @@ Sentinel-2's 10:30 overpass never sees the sun within 15° of the zenith."""
 
 def _column_ranges(x: np.ndarray | torch.Tensor, columns: list[int]) -> list:
     """(min, max) of the finite values of each of ``columns`` of ``x`` (..., n), None for
-    a column without any. Torch: a few vectorised passes over the whole array; NumPy
-    (a cube's chunk): one column at a time (bounded temporaries)."""
+    a column without any. Torch: the columns are copied once to rows (reductions along
+    contiguous memory are ~10x faster than down the columns of a row-major array), then
+    a min and a max per column; NumPy (a cube's chunk): one column at a time (bounded
+    temporaries)."""
     if isinstance(x, torch.Tensor):
         part = x.detach().reshape(-1, x.shape[-1])
-        if columns != list(range(part.shape[1])):  # a copy only when some are not checked
-            part = part[:, columns]
         if part.shape[0] == 0:
             return [None] * len(columns)
-        if bool(torch.isfinite(part.sum())):  # the common case: nothing masked
-            lo, hi = torch.aminmax(part, dim=0)
-            return list(zip(lo.tolist(), hi.tolist(), strict=True))
-        finite = torch.isfinite(part)
-        lo = torch.where(finite, part, math.inf).amin(0).tolist()
-        hi = torch.where(finite, part, -math.inf).amax(0).tolist()
-        seen = finite.any(0).tolist()
-        return [(a, b) if ok else None for a, b, ok in zip(lo, hi, seen, strict=True)]
+        part = part.T if columns == list(range(part.shape[1])) else part.T[columns]
+        if part.stride(-1) != 1:
+            part = part.contiguous()  # (columns, rows), each row contiguous
+        lo, hi = part.amin(1), part.amax(1)  # NaN/inf propagate: such columns are redone
+        out = []
+        for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
+            if not (math.isfinite(a) and math.isfinite(b)):
+                values = part[i][torch.isfinite(part[i])]
+                a, b = (values.min().item(), values.max().item()) if values.numel() else (None,) * 2
+            out.append(None if a is None else (a, b))
+        return out
     out = []
     for i in columns:
         values = x[..., i][np.isfinite(x[..., i])]

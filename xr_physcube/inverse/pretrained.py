@@ -50,13 +50,17 @@ class NetworkSpec:
 
 S2_OUTPUTS = ("lai", "cab", "cw", "cm", "fcover", "fapar", "ccc", "cwc")
 NETWORKS = {
-    "s2": NetworkSpec("s2", "S2", (*BANDS, "tts", "tto", "psi"), S2_OUTPUTS, 300_000),
+    "s2": NetworkSpec("s2", "S2", (*BANDS, "tts", "tto", "psi"), S2_OUTPUTS, 300_000, (32, 32)),
     "s1": NetworkSpec("s1", "S1", ("VV", "VH", "theta", "ndvi"), ("mv",), 200_000, (32, 32)),
     "s1_lai": NetworkSpec("s1_lai", "S1", ("VV", "VH", "theta", "lai"), ("mv",), 200_000, (32, 32)),
 }
 """The shipped networks: S2 (10 bands + angles), S1 with NDVI (VV, VH, incidence, NDVI)
-and S1 with LAI (VV, VH, incidence, LAI). ``s1`` and ``s1_lai`` share one training design
-(the same simulations, seed, size and training); only the vegetation input differs."""
+and S1 with LAI (VV, VH, incidence, LAI). The S2 network has two hidden layers of 32:
+2.2x the pixels/s of 64 x 64 on one CPU thread, with relative RMSEs within 1 % of it on
+held-out simulations (all 8 outputs) and on independent PROSAIL, and LAI RMSE 1.34
+against 1.36 on the SENSAGRI field data (one comparison, same simulations and seed).
+``s1`` and ``s1_lai`` share one training design (the same simulations, seed, size and
+training); only the vegetation input differs."""
 ALIASES: dict[str, tuple[str, ...]] = {
     "pretrained-s2": ("s2",),
     "pretrained-s1": ("s1", "s1_lai"),
