@@ -201,18 +201,17 @@ def pretrain_datacube(
     self-supervised reconstruction of held-out acquisitions; save to ``out``."""
     r = {**PRETRAIN_RECIPE, **(recipe or {})}
     start = time.perf_counter()
-    if True:
-        if seasons is None:
-            seasons = simulate_seasons(r["seasons"], r["season_seed"], cloud_fraction=(0.2, 0.6))
-        torch.manual_seed(seed)
-        model = DataCubeVAE(DataCubeConfig())
-        sup = train_datacube(
-            model, seasons, r["supervised_steps"], recon_weight=0.0, seed=seed, progress=progress
-        )
-        hyb = train_datacube(
-            model, seasons, r["hybrid_steps"], lr=2e-4, recon_weight=r["recon_weight"],
-            seed=seed + 1, progress=progress,
-        )  # fmt: skip
+    if seasons is None:
+        seasons = simulate_seasons(r["seasons"], r["season_seed"], cloud_fraction=(0.2, 0.6))
+    torch.manual_seed(seed)
+    model = DataCubeVAE(DataCubeConfig())
+    sup = train_datacube(
+        model, seasons, r["supervised_steps"], recon_weight=0.0, seed=seed, progress=progress
+    )
+    hyb = train_datacube(
+        model, seasons, r["hybrid_steps"], lr=2e-4, recon_weight=r["recon_weight"],
+        seed=seed + 1, progress=progress,
+    )  # fmt: skip
     meta = {
         "recipe": r,
         "seed": seed,
