@@ -15,7 +15,9 @@ import torch
 import xarray as xr
 from scipy import stats
 
+from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.inverse import BVNet, InverseModel, check_inputs, load_pretrained
+from xr_physcube.inverse.nets import ACTIVATIONS
 from xr_physcube.inverse.pretrained import NETWORKS, WEIGHTS_DIR, output_attrs, train_pretrained
 from xr_physcube.inverse.priors import (
     S2_GEOMETRY,
@@ -209,6 +211,32 @@ def test_batched_predict_with_model_error_equals_forward_and_keeps_input(small_m
     assert bool(mean[17].isnan().all()) and bool(std[17].isnan().all())
     column_major = x.T.contiguous().T  # same values, other memory layout
     torch.testing.assert_close(net.predict(column_major)[0], mean, equal_nan=True)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_each_activation_predicts_as_forward_and_survives_saving(activation, tmp_path):
+    """The in-place activation of predict() is the training module's, for every choice,
+    and the choice travels with the saved file (older files without it load as SiLU)."""
+    torch.manual_seed(1)
+    net = InverseModel(S2.inputs, S2.outputs, hidden=(8, 8), activation=activation).eval()
+    x = _inputs(300, seed=2)
+    net.set_normalisation(x, torch.rand(300, len(S2.outputs)) * 5.0)
+    mean, std = net.predict(x, batch_size=128)
+    with torch.no_grad():
+        m_n, log_var = net(x)
+    ref_mean = (m_n * net.y_std + net.y_mean).clamp(net.y_min, net.y_max)
+    torch.testing.assert_close(mean, ref_mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(std, torch.exp(0.5 * log_var) * net.y_std, rtol=1e-4, atol=1e-6)
+    loaded = InverseModel.load(net.save(tmp_path / "net.pt"))
+    assert loaded.activation == activation and torch.equal(loaded.predict(x)[0], mean)
+    config = net.config()
+    del config["activation"]
+    assert InverseModel(**config).activation == "silu"
+
+
+def test_unknown_activation_is_refused():
+    with pytest.raises(InvalidArgumentError, match="unknown activation 'tanh'.*hardswish"):
+        InverseModel(S2.inputs, S2.outputs, activation="tanh")
 
 
 def test_features_are_cosines_of_angles(small_model):

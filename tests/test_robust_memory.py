@@ -40,9 +40,9 @@ def test_predict_calls_the_network_once_per_batch(monkeypatch, rows, batch):
     calls: list[int] = []
     inner = InverseModel._predict_rows
 
-    def counting(self, x, layers):
+    def counting(self, x, work, **kwargs):
         calls.append(x.shape[0])
-        return inner(self, x, layers)
+        return inner(self, x, work, **kwargs)
 
     whole_mean, whole_std = net.predict(rows, batch_size=len(rows))
     monkeypatch.setattr(InverseModel, "_predict_rows", counting)
@@ -59,7 +59,9 @@ def test_predict_default_batch_bounds_a_large_call(monkeypatch):
     calls: list[int] = []
     inner = InverseModel._predict_rows
     monkeypatch.setattr(
-        InverseModel, "_predict_rows", lambda self, x, w: calls.append(len(x)) or inner(self, x, w)
+        InverseModel,
+        "_predict_rows",
+        lambda self, x, w, **kw: calls.append(len(x)) or inner(self, x, w, **kw),
     )
     mean, _ = net.predict(torch.tensor(S2_ROW).expand(n, 13))
     assert calls == [PREDICT_BATCH, PREDICT_BATCH, 5] and mean.shape == (n, 8)

@@ -46,6 +46,13 @@ PREDICT_BATCH = 16_384
 network; faster per thread than 65,536, which leaves the CPU caches)."""
 LOG_VAR_RANGE = (-12.0, 6.0)
 """Clamp of the normalised log-variance (std from 0.25 % to 20x the target's spread)."""
+ACTIVATIONS = {
+    "silu": (nn.SiLU, lambda h: functional.silu(h, inplace=True)),
+    "hardswish": (nn.Hardswish, lambda h: functional.hardswish(h, inplace=True)),
+    "relu": (nn.ReLU, torch.relu_),
+}
+"""Hidden-layer activations: module class (training) and in-place function (inference).
+On one CPU thread, in-place ReLU costs ~1/12 and Hardswish ~1/5 of SiLU per value."""
 
 
 def check_inputs(required: Iterable[str], available: Iterable[str]) -> None:
@@ -68,7 +75,9 @@ class InverseModel(nn.Module):
         input_names: raw input names, in order (S2 bands, angles, VV/VH, ndvi ...).
         output_names: predicted variables, in order.
         output_attrs: CF attributes per output (units, long_name).
-        hidden: hidden layer widths (SiLU activations).
+        hidden: hidden layer widths.
+        activation: hidden-layer activation, a key of :data:`ACTIVATIONS` (``"silu"``,
+            ``"hardswish"``, ``"relu"``).
         model_error: per output, ``(a, b)`` of a model-error standard deviation
             ``a + b·|mean|`` (output units) added in quadrature to the network's own std
             by :meth:`predict`: the spread between the forward model and real data that
@@ -86,8 +95,14 @@ class InverseModel(nn.Module):
         output_attrs: dict[str, dict] | None = None,
         hidden: Sequence[int] = (64, 64),
         model_error: dict[str, Sequence[float]] | None = None,
+        activation: str = "silu",
     ):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise InvalidArgumentError(
+                f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}"
+            )
+        self.activation = activation
         self.input_names = tuple(input_names)
         self.output_names = tuple(output_names)
         self.output_attrs = {k: dict(v) for k, v in (output_attrs or {}).items()}
@@ -100,7 +115,7 @@ class InverseModel(nn.Module):
         layers: list[nn.Module] = []
         width = n_in
         for h in self.hidden:
-            layers += [nn.Linear(width, h), nn.SiLU()]
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation][0]()]
             width = h
         layers.append(nn.Linear(width, 2 * n_out))
         self.mlp = nn.Sequential(*layers)
@@ -242,34 +257,42 @@ class InverseModel(nn.Module):
         for i in range(0, n, batch_size):
             part = work.load(rows[i : i + batch_size])
             if check_units:
-                check_observations(work.columns(part), self.input_names)
-            part_mean, part_std = self._predict_rows(part, work)
-            mean[i : i + batch_size], std[i : i + batch_size] = part_mean, part_std
+                check_observations(part, self.input_names)
+            self._predict_rows(part, work, out=(mean[i : i + batch_size], std[i : i + batch_size]))
         return mean.reshape(*shape, n_out), std.reshape(*shape, n_out)
 
-    def _predict_rows(self, x: torch.Tensor, work: _Workspace) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std (n, n_out) of 2-D inputs (n, n_in) through the folded layers:
-        views of ``work``'s buffers, valid until its next batch."""
+    def _predict_rows(
+        self,
+        x: torch.Tensor,
+        work: _Workspace,
+        out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std (m, n_out) of 2-D inputs (m, n_in) through the folded layers,
+        written into ``out`` (two (m, n_out) tensors) or into views of ``work``'s buffers,
+        valid until its next batch. A view from :meth:`_Workspace.load` is overwritten."""
         m = x.shape[0]
+        in_buffer = work.holds(x)
         # one cheap reduction: a finite sum means every input is finite
         finite = bool(torch.isfinite(x.sum()))
         bad = None if finite else ~torch.isfinite(x).all(-1, keepdim=True)
         if bad is not None and not bool(bad.any()):
             bad = None  # the sum overflowed but every value is finite
         if bad is not None:
-            x = torch.where(bad, torch.zeros_like(x), x)
-        h = work.features(x)
+            x = x.masked_fill_(bad, 0.0) if in_buffer else torch.where(bad, 0.0, x)
+        h = work.features(x) if in_buffer else self.features(x)
+        activate = ACTIVATIONS[self.activation][1]
         for (w, b), buf in zip(work.layers[:-1], work.hidden, strict=True):
-            h = functional.silu(torch.addmm(b, h, w, out=buf[:m]), inplace=True)
+            h = activate(torch.addmm(b, h, w, out=buf[:m]))
         w, b = work.layers[-1]
-        out = torch.addmm(b, h, w, out=work.out[:m])
+        raw = torch.addmm(b, h, w, out=work.out[:m])
         n = len(self.output_names)
-        mean = torch.clamp(out[:, :n], self.y_min, self.y_max, out=work.mean[:m])
-        std = torch.clamp(out[:, n:], *work.log_std_range, out=work.std[:m]).exp_()
+        mean_out, std_out = out if out is not None else (work.mean[:m], work.std[:m])
+        mean = torch.clamp(raw[:, :n], self.y_min, self.y_max, out=mean_out)
+        std = torch.clamp(raw[:, n:], *work.log_std_range, out=std_out).exp_()
         if work.model_error is not None:
             a, b = work.model_error
             error = torch.abs(mean, out=work.error[:m]).mul_(b).add_(a)
-            torch.hypot(std, error, out=std)
+            std.mul_(std).addcmul_(error, error).sqrt_()  # hypot, 2.5x faster on CPU
         if bad is not None:
             mean.masked_fill_(bad, math.nan)
             std.masked_fill_(bad, math.nan)
@@ -289,6 +312,7 @@ class InverseModel(nn.Module):
             "output_attrs": self.output_attrs,
             "hidden": list(self.hidden),
             "model_error": {k: list(v) for k, v in self.model_error.items()},
+            "activation": self.activation,
         }
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
@@ -327,16 +351,18 @@ def _empty_outputs(shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.
 
 class _Workspace:
     """What one :meth:`InverseModel.predict` call reuses across its batches: the folded
-    layers, buffers for the inputs (by row and by column), each layer's output, the mean,
-    the std and the model error (``batch`` rows each, so no batch allocates: fresh pages
-    cost more than the arithmetic of a batch), the log-std clamp and the model-error
-    coefficients ``(a, b)`` per output (None without model error)."""
+    layers, a buffer for the inputs stored column by column (so that the unit checks
+    and the angles' cosines run along contiguous memory: ~10x faster than down the
+    columns of a row-major batch, and the first layer reads the transposed view at the
+    same speed), each layer's output, and the model error (``batch`` rows each, so no
+    batch allocates: fresh pages cost more than the arithmetic of a batch), the
+    log-std clamp and the model-error coefficients ``(a, b)`` per output (None without
+    model error)."""
 
     def __init__(self, model: InverseModel, batch: int, dtype: torch.dtype, device):
         self.model = model
         self.layers = model._folded(dtype, device)
         n_in = len(model.input_names)
-        self.inputs = torch.empty(batch, n_in, dtype=dtype, device=device)
         self.by_column = torch.empty(n_in, batch, dtype=dtype, device=device)
         widths = [w.shape[1] for w, _ in self.layers]
         self.hidden = [torch.empty(batch, k, dtype=dtype, device=device) for k in widths[:-1]]
@@ -357,30 +383,27 @@ class _Workspace:
             self.model_error = (a, b)
 
     def load(self, rows: torch.Tensor) -> torch.Tensor:
-        """Copy ``rows`` (m, n_in), m ≤ batch, into the input buffer (in the workspace's
-        dtype) and return that (m, n_in) view."""
-        buffer = self.inputs[: rows.shape[0]]
-        buffer.copy_(rows)
-        return buffer
-
-    def columns(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (m, n_in) copied column by column into a second buffer; returns the
-        (m, n_in) view of it, for checks that reduce each column along contiguous memory
-        (~10x faster than down the columns of ``x``)."""
-        buffer = self.by_column[:, : x.shape[0]]
-        buffer.copy_(x.T)
+        """Copy ``rows`` (m, n_in), m ≤ batch, into the column buffer (in the
+        workspace's dtype) and return the (m, n_in) view of it."""
+        buffer = self.by_column[:, : rows.shape[0]]
+        buffer.copy_(rows.T)
         return buffer.T
 
+    def holds(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` is a view from :meth:`load` (the workspace may overwrite it)."""
+        return x.data_ptr() == self.by_column.data_ptr() and x.stride() == (
+            1,
+            self.by_column.shape[1],
+        )
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`InverseModel.features` of a view from :meth:`load`, the angles' cosines
-        computed in place; any other input (a tensor that is not the buffer, dB of
-        sigma0) as the model computes it."""
+        """:meth:`InverseModel.features` of a view from :meth:`load`: the angles' cosines
+        in place, row by row of the column buffer; dB of sigma0 as the model computes it."""
         idx = self.model._angle_idx
-        in_buffer = x.data_ptr() == self.inputs.data_ptr()
-        contiguous = bool(idx) and idx == list(range(idx[0], idx[-1] + 1))
-        if not (in_buffer and contiguous) or self.model._db_idx:
+        if self.model._db_idx or (idx and idx != list(range(idx[0], idx[-1] + 1))):
             return self.model.features(x)
-        x[:, idx[0] : idx[-1] + 1].mul_(math.pi / 180.0).cos_()
+        if idx:
+            self.by_column[idx[0] : idx[-1] + 1, : x.shape[0]].mul_(math.pi / 180.0).cos_()
         return x
 
 
