@@ -190,9 +190,13 @@ def test_blockwise_equals_in_memory_and_is_lazy():
         assert lazy.biomass_final.chunks == ((1, 1), (2,))
         assert lazy.glai.chunks[0] == (DAYS.size,)
         computed = lazy.compute()
+    # float32 fits of other batch compositions (a chunk vs the whole cube) differ by
+    # rounding: ~2e-5 relative on the fit RMSE seen once; any mix-up of pixels is > 1e-2
     for name in ("d0", "elue", "biomass_final", "yield", "rmse"):
-        np.testing.assert_allclose(computed[name].values, eager[name].values, rtol=1e-5)
-    np.testing.assert_allclose(computed.biomass.values, eager.biomass.values, rtol=1e-5)
+        np.testing.assert_allclose(computed[name].values, eager[name].values, rtol=1e-4)
+    np.testing.assert_allclose(  # biomass in g m-2: 1e-3 of a gram is rounding
+        computed.biomass.values, eager.biomass.values, rtol=1e-4, atol=1e-3
+    )
     # final biomass is the last day of the trajectory; yield = HI x biomass
     np.testing.assert_allclose(eager.biomass.values[-1], eager.biomass_final.values, rtol=1e-6)
     np.testing.assert_allclose(eager["yield"].values, 0.5 * eager.biomass_final.values, rtol=1e-6)
