@@ -52,7 +52,7 @@ def bench_prosail(n: int, device: torch.device) -> list[tuple[str, float, float]
     for label, model in (
         ("PROSAIL full spectra", Prosail(validate=False, chunk_size=65_536)),
         (
-            f"PROSAIL band mode ({BAND_MODE_STEP} nm)",
+            "PROSAIL band mode (BAND_MODE_STEP)",
             Prosail(
                 sensor=Sentinel2Bands(band_step=BAND_MODE_STEP), validate=False, chunk_size=65_536
             ),

@@ -286,7 +286,8 @@ def test_band_mode_equals_the_full_convolution_within_its_bound():
     auto = Prosail(sensor=Sentinel2Bands())  # a 1 nm S2 sensor runs on the support too
     assert auto.wavelength_index.numel() == 745
     band = Prosail(sensor=Sentinel2Bands(band_step=BAND_MODE_STEP))
-    assert band.wavelength_index.numel() < 300
+    uniform = Prosail(sensor=Sentinel2Bands(band_step=3))
+    assert band.wavelength_index.numel() < 0.5 * uniform.wavelength_index.numel() < 150
     error = (band(params).reflectance - full).abs().max()
     assert 1e-6 < error <= 1e-3  # approximate, and within the documented bound
     weights = band.sensor.weights
@@ -304,3 +305,23 @@ def test_band_mode_is_differentiable_and_checks_its_input():
         Sentinel2Bands(band_step=5)(torch.zeros(2101))
     with pytest.raises(InvalidArgumentError, match="band_step"):
         Sentinel2Bands(band_step=0)
+    with pytest.raises(InvalidArgumentError, match=r"no step for band\(s\) \['B12'\]"):
+        Sentinel2Bands(band_step={b: 4 for b in BANDS if b != "B12"})
+    with pytest.raises(InvalidArgumentError, match="whole numbers"):
+        Sentinel2Bands(band_step={**{b: 4 for b in BANDS}, "B5": 2.5})
+
+
+def test_band_steps_per_band_place_wavelengths_per_band():
+    """A step per band: each band's support sampled at its own step (B12 at 15 nm keeps
+    fewer of its wavelengths than at 3 nm), and one step for all equals the int form."""
+    from xr_physcube.sensors.sentinel2 import Sentinel2Bands, band_support_grid
+
+    same = {b: 3 for b in BANDS}
+    for a, b in zip(band_support_grid(step=3), band_support_grid(step=same), strict=True):
+        np.testing.assert_array_equal(a, b)
+    coarse_swir = Sentinel2Bands(band_step={**same, "B12": 15})
+    assert coarse_swir.band_step == {**same, "B12": 15}
+    fine = Sentinel2Bands(band_step=3)
+    b12 = BANDS.index("B12")
+    kept = lambda s: int((s.weights[:, b12] > 0).sum())  # noqa: E731
+    assert kept(coarse_swir) < kept(fine) / 4

@@ -8,7 +8,9 @@ Sentinel-2A and 2B, shipped in ``sensors/data`` (see ``SOURCES.md`` there).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -155,20 +157,33 @@ def srf_weights(
     return torch.as_tensor(srf / srf.sum(axis=0, keepdims=True), dtype=dtype, device=device)
 
 
-BAND_MODE_STEP = 3
-"""Step (nm) of the band mode used where bands suffice (the VAE decoders): 277
-wavelengths instead of 2101, <= 1e-3 reflectance from the full convolution (5.4e-4 max
-over 10,000 draws uniform over every PROSAIL parameter's full range, largest in the
-red-edge bands B5/B6; step 5 gave 1.6e-3; ``benchmarks/bench_prosail.py`` prints it)."""
+BAND_MODE_STEP: Mapping[str, int] = MappingProxyType(
+    {
+        **{"B2": 5, "B3": 4, "B4": 4, "B5": 3, "B6": 3, "B7": 3},
+        **{"B8": 10, "B8A": 10, "B11": 12, "B12": 15},
+        **{"B1": 3, "B9": 3, "B10": 3},  # the atmospheric bands: error not measured
+    }
+)
+"""Step (nm) per band of the band mode used where bands suffice (the VAE decoders): 120
+wavelengths instead of 2101, <= 1e-3 reflectance from the full convolution. Steps per
+band because the error of a step depends on how curved the spectrum is under the band:
+3 nm where the red edge bends (B5–B7), 10–15 nm on the smooth NIR plateau and SWIR
+(B8, B8A, B11, B12). Max error over the 10 land bands and 4,000 draws uniform over
+every PROSAIL parameter's full range: 5.4e-4 (B5), as a uniform 3 nm grid (277
+wavelengths) gives; uniform 5 nm gave 1.6e-3; ``benchmarks/bench_prosail.py`` prints
+it on 10,000 draws."""
 
 
 def band_support_grid(
-    satellite: str = "S2A", bands: tuple[str, ...] | list[str] = BANDS, step: int = 1
+    satellite: str = "S2A",
+    bands: tuple[str, ...] | list[str] = BANDS,
+    step: int | Mapping[str, int] = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The wavelengths a band convolution needs, and their weights.
 
     Only where some band's SRF is non-zero (745 of the 2101 nm for the 10 land bands),
-    every ``step`` nm from each band's first non-zero nm (and its last); each support
+    every ``step`` nm (an int, or a step per band name: a mapping that names every band)
+    from each band's first non-zero nm (and its last); each support
     nm's SRF weight is shared by the two kept wavelengths around it in proportion to
     linear interpolation, so the weights of a band still sum to 1 and a spectrum that
     is piecewise linear between kept wavelengths is convolved exactly.
@@ -178,10 +193,11 @@ def band_support_grid(
         (n, n_bands) for ``spectra[..., index] @ weights``.
     """
     full = srf_weights(satellite, bands, torch.float64, None, 1).numpy()
+    steps = band_steps(step, bands)
     kept: set[int] = set()
     for b in range(full.shape[1]):
         nz = np.flatnonzero(full[:, b] > 0)
-        kept.update(range(int(nz[0]), int(nz[-1]) + 1, step))
+        kept.update(range(int(nz[0]), int(nz[-1]) + 1, steps[b]))
         kept.add(int(nz[-1]))
     index = np.array(sorted(kept), dtype=np.int64)
     support = np.flatnonzero(full.sum(axis=1) > 0)
@@ -196,6 +212,22 @@ def band_support_grid(
     return index[used], weights[used]
 
 
+def band_steps(step: int | Mapping[str, int], bands: Sequence[str]) -> list[int]:
+    """The band-mode step (nm, a whole number >= 1) of each of ``bands``, from one step
+    for all or a mapping of band name to step (which must name every band)."""
+    if isinstance(step, Mapping):
+        missing = [b for b in bands if b not in step]
+        if missing:
+            raise InvalidArgumentError(f"band_step names no step for band(s) {missing}")
+        steps = [step[b] for b in bands]
+    else:
+        steps = [step] * len(bands)
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            raise InvalidArgumentError(f"band_step must be whole numbers >= 1 (nm); got {step}")
+    return [int(s) for s in steps]
+
+
 class Sentinel2Bands(nn.Module):
     """Convolve spectra (..., 2101) on 400–2500 nm with the MSI SRFs to (..., n_bands).
 
@@ -206,7 +238,8 @@ class Sentinel2Bands(nn.Module):
         spectral_step: input spectra sampled every ``spectral_step`` nm from 400 nm
             (1 = the full 2101-sample grid).
         band_step: instead, the band mode: input spectra only on the wavelengths the
-            SRFs weight, every ``band_step`` nm (:func:`band_support_grid`;
+            SRFs weight, every ``band_step`` nm (one step, or a step per band;
+            :func:`band_support_grid`;
             :attr:`wavelength_index` lists them, and :class:`~xr_physcube.models.
             prosail.Prosail` computes only those). Error against the full convolution:
             ``python benchmarks/bench_prosail.py`` prints it (<= 1e-3 reflectance for
@@ -218,24 +251,27 @@ class Sentinel2Bands(nn.Module):
         satellite: str = "S2A",
         bands: tuple[str, ...] | list[str] = BANDS,
         spectral_step: int = 1,
-        band_step: int | None = None,
+        band_step: int | Mapping[str, int] | None = None,
     ):
         super().__init__()
         self.satellite = _check_satellite(satellite)
         self.bands = check_bands(bands)
         self.spectral_step = int(spectral_step)
-        self.band_step = band_step
         if band_step is not None:
-            if int(band_step) < 1 or self.spectral_step != 1:
+            steps = band_steps(band_step, self.bands)
+            if self.spectral_step != 1:
                 raise InvalidArgumentError(
-                    f"band_step must be >= 1 and spectral_step 1; got {band_step}, {spectral_step}"
+                    f"band_step needs spectral_step 1; got spectral_step={spectral_step}"
                 )
-            index, table = band_support_grid(self.satellite, self.bands, int(band_step))
+            uniform = not isinstance(band_step, Mapping)
+            band_step = steps[0] if uniform else dict(zip(self.bands, steps, strict=True))
+            index, table = band_support_grid(self.satellite, self.bands, band_step)
             weights = torch.as_tensor(table)
             self.register_buffer("wavelength_index", torch.as_tensor(index), persistent=False)
         else:
             weights = srf_weights(self.satellite, self.bands, torch.float64, None, spectral_step)
             self.wavelength_index = None
+        self.band_step: int | dict[str, int] | None = band_step
         self.register_buffer("weights", weights, persistent=False)  # a table, not state
 
     def forward(self, spectra: torch.Tensor) -> torch.Tensor:

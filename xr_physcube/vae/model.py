@@ -33,7 +33,7 @@ switches them off).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,8 +165,9 @@ class VAEConfig:
     depth: int = 3
     spectral_step: int = 5
     """Uniform PROSAIL grid step (nm), used only when ``band_step`` is None."""
-    band_step: int | None = BAND_MODE_STEP
-    """PROSAIL on the S2 SRFs' support every ``band_step`` nm (the band mode, <= 1e-3
+    band_step: int | dict[str, int] | None = field(default_factory=lambda: dict(BAND_MODE_STEP))
+    """PROSAIL on the S2 SRFs' support every ``band_step`` nm, one step or one per band
+    (the band mode, :data:`~xr_physcube.sensors.sentinel2.BAND_MODE_STEP`: <= 1e-3
     reflectance from the full convolution; the old uniform 5 nm grid was 5.5e-3 off)."""
     noise: str = "learned"  # "learned" (per-output sigma) or "fixed"
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -351,7 +352,7 @@ class PhysicalDecoder(nn.Module):
         self,
         latents: Sequence[str],
         spectral_step: int = 5,
-        band_step: int | None = BAND_MODE_STEP,
+        band_step: int | Mapping[str, int] | None = BAND_MODE_STEP,
     ):
         super().__init__()
         self.latents = tuple(latents)
