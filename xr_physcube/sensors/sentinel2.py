@@ -168,10 +168,10 @@ BAND_MODE_STEP: Mapping[str, int] = MappingProxyType(
 wavelengths instead of 2101, <= 1e-3 reflectance from the full convolution. Steps per
 band because the error of a step depends on how curved the spectrum is under the band:
 3 nm where the red edge bends (B5–B7), 10–15 nm on the smooth NIR plateau and SWIR
-(B8, B8A, B11, B12). Max error over the 10 land bands and 4,000 draws uniform over
-every PROSAIL parameter's full range: 5.4e-4 (B5), as a uniform 3 nm grid (277
-wavelengths) gives; uniform 5 nm gave 1.6e-3; ``benchmarks/bench_prosail.py`` prints
-it on 10,000 draws."""
+(B8, B8A, B11, B12). Max error over the 10 land bands and 10,000 draws uniform over
+every PROSAIL parameter's full range: 5.36e-4 (B5), as a uniform 3 nm grid (277
+wavelengths) gives; uniform 5 nm gave 1.6e-3 (``benchmarks/bench_prosail.py`` prints
+it)."""
 
 
 def band_support_grid(
