@@ -262,33 +262,28 @@ class InverseModel(nn.Module):
         return mean.reshape(*shape, n_out), std.reshape(*shape, n_out)
 
     def _predict_rows(
-        self,
-        x: torch.Tensor,
-        work: _Workspace,
-        out: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, x: torch.Tensor, work: _Workspace, out: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and std (m, n_out) of 2-D inputs (m, n_in) through the folded layers,
-        written into ``out`` (two (m, n_out) tensors) or into views of ``work``'s buffers,
-        valid until its next batch. A view from :meth:`_Workspace.load` is overwritten."""
+        """Mean and std (m, n_out) of a view ``x`` (m, n_in) from :meth:`_Workspace.load`
+        (overwritten) through the folded layers, written into ``out`` (two (m, n_out)
+        tensors) and returned."""
         m = x.shape[0]
-        in_buffer = work.holds(x)
         # one cheap reduction: a finite sum means every input is finite
         finite = bool(torch.isfinite(x.sum()))
         bad = None if finite else ~torch.isfinite(x).all(-1, keepdim=True)
         if bad is not None and not bool(bad.any()):
             bad = None  # the sum overflowed but every value is finite
         if bad is not None:
-            x = x.masked_fill_(bad, 0.0) if in_buffer else torch.where(bad, 0.0, x)
-        h = work.features(x) if in_buffer else self.features(x)
+            x.masked_fill_(bad, 0.0)
+        h = work.features(x)
         activate = ACTIVATIONS[self.activation][1]
         for (w, b), buf in zip(work.layers[:-1], work.hidden, strict=True):
             h = activate(torch.addmm(b, h, w, out=buf[:m]))
         w, b = work.layers[-1]
         raw = torch.addmm(b, h, w, out=work.out[:m])
         n = len(self.output_names)
-        mean_out, std_out = out if out is not None else (work.mean[:m], work.std[:m])
-        mean = torch.clamp(raw[:, :n], self.y_min, self.y_max, out=mean_out)
-        std = torch.clamp(raw[:, n:], *work.log_std_range, out=std_out).exp_()
+        mean = torch.clamp(raw[:, :n], self.y_min, self.y_max, out=out[0])
+        std = torch.clamp(raw[:, n:], *work.log_std_range, out=out[1]).exp_()
         if work.model_error is not None:
             a, b = work.model_error
             error = torch.abs(mean, out=work.error[:m]).mul_(b).add_(a)
@@ -368,9 +363,7 @@ class _Workspace:
         self.hidden = [torch.empty(batch, k, dtype=dtype, device=device) for k in widths[:-1]]
         self.out = torch.empty(batch, widths[-1], dtype=dtype, device=device)
         n = len(model.output_names)
-        self.mean = torch.empty(batch, n, dtype=dtype, device=device)
-        self.std = torch.empty_like(self.mean)
-        self.error = torch.empty_like(self.mean)
+        self.error = torch.empty(batch, n, dtype=dtype, device=device)
         log_y_std = torch.log(model.y_std).to(device=device, dtype=dtype)
         self.log_std_range = tuple(0.5 * bound + log_y_std for bound in LOG_VAR_RANGE)
         self.model_error = None
@@ -388,13 +381,6 @@ class _Workspace:
         buffer = self.by_column[:, : rows.shape[0]]
         buffer.copy_(rows.T)
         return buffer.T
-
-    def holds(self, x: torch.Tensor) -> bool:
-        """Whether ``x`` is a view from :meth:`load` (the workspace may overwrite it)."""
-        return x.data_ptr() == self.by_column.data_ptr() and x.stride() == (
-            1,
-            self.by_column.shape[1],
-        )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`InverseModel.features` of a view from :meth:`load`: the angles' cosines
