@@ -69,8 +69,14 @@ class BitTable:
         bits = x.detach().view(torch.int32)
         cell = (bits >> self.shift) - self.base
         t = (bits & ((1 << self.shift) - 1)).to(torch.float32) * (1.0 / (1 << self.shift))
-        c0, c1, c2, c3 = (coeffs[:, i][cell] for i in range(4))
-        value = c0 + t * (c1 + t * (c2 + t * c3))
+        if torch.compiler.is_compiling():
+            c0, c1, c2, c3 = (coeffs[:, i][cell] for i in range(4))
+            value = c0 + t * (c1 + t * (c2 + t * c3))
+        else:  # eager: one gather of whole rows, Horner in place (~2x faster; no autograd
+            # graph here: the gradient is the straight-through term below)
+            rows = coeffs.index_select(0, cell.reshape(-1)).view(*cell.shape, 4)
+            c0, c1, c2, c3 = rows.unbind(-1)
+            value = torch.addcmul(c2, t, c3).mul_(t).add_(c1).mul_(t).add_(c0)
 
         def derivative(xd: torch.Tensor) -> torch.Tensor:
             return (c1 + t * (2.0 * c2 + t * 3.0 * c3)) / step[cell]

@@ -106,12 +106,12 @@ def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
     cubic Hermite interpolation in ln k of a float64 table of the exact function for
     1e-9 <= k <= 200 (error < 1e-12), by its expansions 1 - 2k below and
     e^-k (2/k - 6/k^2 + 24/k^3) above. Differentiable; gradients are finite at k = 0.
-    Inside ``torch.compile`` float32 inputs use a bit-indexed table instead (no logarithm;
-    absolute error < 2e-7, relative < 2e-6 for k < 8, i.e. float32 resolution).
+    float32 inputs use a bit-indexed table instead (no logarithm; absolute error < 2e-7,
+    relative < 2e-6 for k < 8, i.e. float32 resolution), eager and compiled alike.
     """
+    if k.dtype == torch.float32:
+        return _leaf_layer_transmission_f32(k)
     if torch.compiler.is_compiling():
-        if k.dtype == torch.float32:
-            return _leaf_layer_transmission_f32(k)
         tau_tab, slope_tab, step = _TABLES[(k.dtype, k.device)]
     else:
         tau_tab, slope_tab, step = transmission_table(k.dtype, k.device)
@@ -162,9 +162,15 @@ def _f32_transmission_table() -> BitTable:
 
 
 def _leaf_layer_transmission_f32(k: torch.Tensor) -> torch.Tensor:
-    """float32 tau(k) for compiled graphs: bit-indexed cubic table (no logarithm), absolute
-    error < 2e-7; 1 - 2k below 2^-30, 0 above 256 (e^-256 underflows float32)."""
-    table = _F32_TABLE[0]  # filled by the eager transmission_table(float32) call
+    """float32 tau(k): bit-indexed cubic table (no logarithm), absolute error < 2e-7;
+    1 - 2k below 2^-30, 0 above 256 (e^-256 underflows float32)."""
+    if torch.compiler.is_compiling():
+        table = _F32_TABLE[0]  # filled by the eager transmission_table(float32) call
+    else:
+        table = _f32_transmission_table()
+        low, high = torch.aminmax(k.detach())
+        if bool((low >= table.lo) & (high < table.hi)):
+            return table(k)  # the usual case in eager mode: no range handling
     inside = (k >= table.lo) & (k < table.hi)
     interp = table(torch.where(inside, k, torch.full_like(k, table.lo)))
     return torch.where(k < table.lo, 1.0 - 2.0 * k, torch.where(inside, interp, 0.0 * k))

@@ -24,6 +24,7 @@ from torch import nn
 
 from xr_physcube._data import read_table
 from xr_physcube.exceptions import InvalidArgumentError
+from xr_physcube.models._scratch import Scratch
 from xr_physcube.models._special import isotropic_interface_transmissivity, leaf_layer_transmission
 from xr_physcube.parameters import ParameterSpec, TensorParameters, as_tensors, spec_field
 from xr_physcube.validation import check_arrays
@@ -157,39 +158,53 @@ def leaf_optics(
     dtype, device = contents.dtype, contents.device
     kspec = specific_absorption.to(dtype=dtype, device=device)
     t_alpha, r_alpha, t12, r12, t21, r21 = interface.to(dtype=dtype, device=device)
+    o = Scratch(n_layers, contents, kspec, interface)
     n = n_layers.unsqueeze(-1)
-    k = (contents @ kspec) / n
+    k = (contents / n) @ kspec
     tau = leaf_layer_transmission(k)
+    # Written with as few passes over (..., n_wavelengths) as possible (fused
+    # multiply-adds, shared reciprocals, temporaries reused through ``o``): the eager
+    # path is bound by memory traffic.
+    one = tau.new_ones(())
 
     # One elementary layer: top face (incidence within ALPHA_DEG) and inner faces.
-    denom = 1.0 - r21 * r21 * tau * tau
-    ta = t_alpha * tau * t21 / denom
-    ra = r_alpha + r21 * tau * ta
-    t = t12 * tau * t21 / denom
-    r = r12 + r21 * tau * t
+    r21_tau = r21 * tau
+    tau_inv = o.mul(o.reciprocal(torch.addcmul(one, r21_tau, r21_tau, value=-1.0)), tau)
+    ta = (t_alpha * t21) * tau_inv
+    t = o.mul(tau_inv, t12 * t21)
+    ra = torch.addcmul(r_alpha, r21_tau, ta)
+    r = torch.addcmul(r12, r21_tau, t)
 
     # N - 1 further layers with Stokes' equations, written with b^-(N-1) so that
     # strongly absorbing leaves (b -> inf) neither overflow nor lose precision.
+    # With p = r^2, q = t^2, s = 1 + p - q: the discriminant
+    # (1+r+t)(1+r-t)(1-r+t)(1-r-t) = s^2 - 4p, a = (s + d) / 2r, 1/b = 2t / (2 - s + d).
     eps = 4.0 * torch.finfo(dtype).eps
-    lossless = (r + t) >= 1.0 - eps
-    r_s = torch.where(lossless, torch.full_like(r, 0.5), r)
-    t_s = torch.where(lossless, torch.full_like(t, 0.25), t)
-    d = torch.sqrt((1 + r_s + t_s) * (1 + r_s - t_s) * (1 - r_s + t_s) * (1 - r_s - t_s))
-    a = (1 + r_s * r_s - t_s * t_s + d) / (2 * r_s)
-    inv_b = (2 * t_s) / (1 - r_s * r_s + t_s * t_s + d)
-    inv_b_n1 = inv_b.pow(n - 1)
+    r_t = r + t
+    exact = torch.compiler.is_compiling() or r_t.numel() == 0 or bool(r_t.amax() >= 1 - eps)
+    lossless = r_t >= 1.0 - eps if exact else None  # eager: usually no lossless wavelength
+    r_s = torch.where(lossless, 0.5, r) if exact else r
+    t_s = torch.where(lossless, 0.25, t) if exact else t
+    p = r_s * r_s
+    s = o.add(p - t_s * t_s, 1.0)
+    d = o.sqrt(o.sub(s * s, p, alpha=4.0))
+    a = o.mul(o.div(s + d, r_s), 0.5)
+    inv_b = o.div(t_s + t_s, o.add(o.sub(d, s), 2.0))
+    inv_b_n1 = o.pow(inv_b, n - 1)
     inv_b_n2 = inv_b_n1 * inv_b_n1
     a2 = a * a
-    rsub = a * (1 - inv_b_n2) / (a2 - inv_b_n2)
-    tsub = inv_b_n1 * (a2 - 1) / (a2 - inv_b_n2)
-    # No absorption (r + t = 1): Tsub = t / (t + (1 - t)(N - 1)).
-    tsub_lossless = t / (t + (1 - t) * (n - 1))
-    tsub = torch.where(lossless, tsub_lossless, tsub)
-    rsub = torch.where(lossless, 1 - tsub_lossless, rsub)
+    inv_den = o.reciprocal(a2 - inv_b_n2)
+    rsub = o.mul(o.mul(a, 1.0 - inv_b_n2), inv_den)
+    tsub = o.mul(o.mul(inv_b_n1, o.sub(a2, 1.0)), inv_den)
+    if exact:  # no absorption (r + t = 1): Tsub = t / (t + (1 - t)(N - 1))
+        tsub_lossless = t / torch.addcmul(t, 1.0 - t, n - 1)
+        tsub = torch.where(lossless, tsub_lossless, tsub)
+        rsub = torch.where(lossless, 1 - tsub_lossless, rsub)
 
     # Top layer combined with the N - 1 others.
-    denom = 1 - rsub * r
-    return LeafOptics(ra + ta * rsub * t / denom, ta * tsub / denom)
+    ta_inv = o.mul(o.reciprocal(torch.addcmul(one, rsub, r, value=-1.0)), ta)
+    reflectance = o.addcmul(ra, ta_inv, o.mul(rsub, t))
+    return LeafOptics(reflectance, o.mul(ta_inv, tsub))
 
 
 _MODELS: dict[ProspectVersion, Prospect] = {}

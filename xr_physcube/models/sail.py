@@ -30,6 +30,7 @@ import torch
 
 from xr_physcube._data import read_table
 from xr_physcube.exceptions import InvalidArgumentError, OutOfRangeError
+from xr_physcube.models._scratch import Scratch
 from xr_physcube.parameters import ParameterSpec, TensorParameters, spec_field
 
 LidfType = Literal["campbell", "verhoef"]
@@ -338,11 +339,16 @@ class SailReflectance(NamedTuple):
     reflectance: torch.Tensor
 
 
-def _j1(k, l, t, e_l, e_k):
+def _j1(k, l, t, e_l, e_k, o: Scratch):
     """J1(k, l, t) = (exp(-l t) - exp(-k t)) / (k - l), with its limit for k ≈ l."""
-    delta = (k - l) * t
+    k_l = k - l
+    if not torch.compiler.is_compiling() and k_l.numel():
+        nearest = (k_l.detach() * t.detach()).abs_().amin()
+        if bool(nearest > 1e-3):  # eager, the usual case: no pair near the limit
+            return o.div(e_l - e_k, k_l)
+    delta = k_l * t
     far = delta.abs() > 1e-3
-    ratio = (e_l - e_k) / _safe(far, k - l, 1.0)
+    ratio = (e_l - e_k) / _safe(far, k_l, 1.0)
     near = 0.5 * t * (e_k + e_l) * (1.0 - delta * delta / 12.0)
     return torch.where(far, ratio, near)
 
@@ -370,57 +376,62 @@ def canopy_layer(
 
     ``f`` holds angular factors already cast and unsqueezed to broadcast over wavelengths.
     """
+    # Written with as few passes over (..., n_wavelengths) as possible (fused
+    # multiply-adds, shared reciprocals and sub-expressions, temporaries reused through
+    # ``o``): the eager path is bound by memory traffic.
+    o = Scratch(rho, tau, lai, *f)
     lai = lai.to(rho.dtype).unsqueeze(-1)
     tiny = torch.finfo(rho.dtype).tiny
+    one = rho.new_ones(())
     sdb, sdf = 0.5 * (f.ks + f.bf), 0.5 * (f.ks - f.bf)
     dob, dof = 0.5 * (f.ko + f.bf), 0.5 * (f.ko - f.bf)
     ddb, ddf = 0.5 * (1.0 + f.bf), 0.5 * (1.0 - f.bf)
 
-    sigb = (ddb * rho + ddf * tau).clamp_min(tiny)
-    sigf = (ddf * rho + ddb * tau).clamp_min(tiny)
-    att = 1.0 - sigf
-    m = torch.sqrt(((att + sigb) * (att - sigb)).clamp_min(tiny))
-    sb = sdb * rho + sdf * tau
-    sf = sdf * rho + sdb * tau
-    vb = dob * rho + dof * tau
-    vf = dof * rho + dob * tau
-    w = f.sob * rho + f.sof * tau
+    sigb = o.clamp_min(o.addcmul(ddb * rho, ddf, tau), tiny)
+    att = 1.0 - o.addcmul(ddf * rho, ddb, tau)  # 1 - sigf (sigf >= 0)
+    m = o.sqrt(o.clamp_min(o.mul(att + sigb, att - sigb), tiny))
+    sb = o.addcmul(sdb * rho, sdf, tau)
+    sf = o.addcmul(sdf * rho, sdb, tau)
+    vb = o.addcmul(dob * rho, dof, tau)
+    vf = o.addcmul(dof * rho, dob, tau)
+    w = o.addcmul(f.sob * rho, f.sof, tau)
 
-    e1 = torch.exp(-m * lai)
+    e1 = o.exp(m * -lai)
     e2 = e1 * e1
-    rinf = (att - m) / sigb
+    rinf = o.div(o.sub(att, m), sigb)
     rinf2 = rinf * rinf
     re = rinf * e1
-    denom = 1.0 - rinf2 * e2
+    inv_denom = o.reciprocal(torch.addcmul(one, rinf2, e2, value=-1.0))
 
-    j1ks = _j1(f.ks, m, lai, e1, f.tss)
-    j2ks = (1.0 - f.tss * e1) / (f.ks + m)
-    j1ko = _j1(f.ko, m, lai, e1, f.too)
-    j2ko = (1.0 - f.too * e1) / (f.ko + m)
+    j1ks = _j1(f.ks, m, lai, e1, f.tss, o)
+    j1ko = _j1(f.ko, m, lai, e1, f.too, o)
+    inv_ksm, inv_kom = o.reciprocal(f.ks + m), o.reciprocal(f.ko + m)
+    j2ks = o.mul(torch.addcmul(one, f.tss, e1, value=-1.0), inv_ksm)
+    j2ko = o.mul(torch.addcmul(one, f.too, e1, value=-1.0), inv_kom)
 
-    ps = (sf + sb * rinf) * j1ks
-    qs = (sf * rinf + sb) * j2ks
-    pv = (vf + vb * rinf) * j1ko
-    qv = (vf * rinf + vb) * j2ko
+    s_up = torch.addcmul(sf, sb, rinf)  # sf + sb rinf
+    s_down = o.addcmul(sb, sf, rinf)  # sf rinf + sb
+    v_up = torch.addcmul(vf, vb, rinf)
+    v_down = o.addcmul(vb, vf, rinf)
+    ps, qs = s_up * j1ks, s_down * j2ks
+    pv, qv = v_up * j1ko, v_down * j2ko
 
-    tdd = (1.0 - rinf2) * e1 / denom
-    rdd = rinf * (1.0 - e2) / denom
-    tsd = (ps - re * qs) / denom
-    rsd = (qs - re * ps) / denom
-    tdo = (pv - re * qv) / denom
-    rdo = (qv - re * pv) / denom
+    one_minus_rinf2 = 1.0 - rinf2
+    tdd = o.mul(one_minus_rinf2 * e1, inv_denom)
+    rdd = o.mul(o.mul(1.0 - e2, rinf), inv_denom)
+    tsd = o.mul(torch.addcmul(ps, re, qs, value=-1.0), inv_denom)
+    rsd = o.mul(torch.addcmul(qs, re, ps, value=-1.0), inv_denom)
+    tdo = o.mul(torch.addcmul(pv, re, qv, value=-1.0), inv_denom)
+    rdo = o.mul(torch.addcmul(qv, re, pv, value=-1.0), inv_denom)
 
     z = (1.0 - f.tss * f.too) / (f.ks + f.ko)
-    g1 = (z - j1ks * f.too) / (f.ko + m)
-    g2 = (z - j1ko * f.tss) / (f.ks + m)
-    tv1 = (vf * rinf + vb) * g1
-    tv2 = (vf + vb * rinf) * g2
-    t1 = tv1 * (sf + sb * rinf)
-    t2 = tv2 * (sf * rinf + sb)
-    t3 = (rdo * qs + tdo * ps) * rinf
-    rsod = (t1 + t2 - t3) / (1.0 - rinf2)  # multiple scattering in the canopy
-    rsos = w * lai * f.sumint  # single scattering, with hot spot
-    rso = rsos + rsod
+    g1 = o.mul(torch.addcmul(z, j1ks, f.too, value=-1.0), inv_kom)
+    g2 = o.mul(torch.addcmul(z, j1ko, f.tss, value=-1.0), inv_ksm)
+    t1 = o.mul(o.mul(v_down, g1), s_up)
+    t2 = o.mul(o.mul(v_up, g2), s_down)
+    t3 = o.mul(o.addcmul(rdo * qs, tdo, ps), rinf)
+    rsod = o.div(o.sub(o.add(t1, t2), t3), one_minus_rinf2)  # multiple scattering in the canopy
+    rso = o.addcmul(rsod, w, lai * f.sumint)  # + single scattering, with hot spot
 
     return CanopyLayer(rdd, tdd, rsd, tsd, rdo, tdo, rso)
 
@@ -432,21 +443,31 @@ def sail_spectral(
     lai: torch.Tensor,
     factors: AngularFactors,
     skyl: torch.Tensor | float = 0.0,
+    out: tuple[torch.Tensor, ...] | None = None,
 ) -> SailReflectance:
     """Spectral 4SAIL given leaf reflectance/transmittance, soil reflectance (..., n_wl)
-    and the angular factors. Scalars per sample are broadcast over the last dimension."""
+    and the angular factors. Scalars per sample are broadcast over the last dimension.
+
+    ``out``: five tensors of the output shape (rsot, rdot, rsdt, rddt, reflectance) the
+    terms are written into and returned (no copies; not under autograd)."""
     f = _cast_factors(factors, rho.dtype)
     rdd, tdd, rsd, tsd, rdo, tdo, rso = canopy_layer(rho, tau, lai, f)
+    o = Scratch(rho, tau, soil, lai, *f)  # the layer terms are ours to overwrite
     tiny = torch.finfo(rho.dtype).tiny
-    dn = (1.0 - soil * rdd).clamp_min(tiny)
-    rddt = rdd + tdd * soil * tdd / dn
-    rsdt = rsd + (tsd + f.tss) * soil * tdd / dn
-    rdot = rdo + tdd * soil * (tdo + f.too) / dn
-    rsodt = ((f.tss + tsd) * tdo + (tsd + f.tss * soil * rdd) * f.too) * soil / dn
-    rsot = rso + f.tsstoo * soil + rsodt
+    soil_rdd = soil * rdd
+    soil_dn = o.mul(o.reciprocal(o.clamp_min(1.0 - soil_rdd, tiny)), soil)  # soil/(1-soil rdd)
+    tdd_soil = tdd * soil_dn
+    rsot_out, rdot_out, rsdt_out, rddt_out, reflectance_out = out or (None,) * 5
+    rddt = torch.addcmul(rdd, tdd_soil, tdd, out=rddt_out)
+    tsd_tss = tsd + f.tss
+    rsdt = torch.addcmul(rsd, tsd_tss, tdd_soil, out=rsdt_out)
+    down_up = o.mul(tsd_tss, tdo)  # (tss + tsd) tdo
+    rdot = torch.addcmul(rdo, tdd_soil, o.add(tdo, f.too), out=rdot_out)
+    rsodt = o.mul(o.addcmul(down_up, o.addcmul(tsd, f.tss, soil_rdd), f.too), soil_dn)
+    rsot = torch.add(o.addcmul(rso, f.tsstoo, soil), rsodt, out=rsot_out)
     skyl_t = torch.as_tensor(skyl, dtype=rho.dtype, device=rho.device)
     skyl_t = skyl_t.unsqueeze(-1) if skyl_t.ndim else skyl_t
-    reflectance = (1.0 - skyl_t) * rsot + skyl_t * rdot
+    reflectance = torch.lerp(rsot, rdot, skyl_t, out=reflectance_out)  # (1-skyl) rsot + skyl rdot
     return SailReflectance(rsot, rdot, rsdt, rddt, reflectance)
 
 
