@@ -18,6 +18,17 @@ ATOL = 1e-6
 """Absolute floor for values near zero (~16 float32 ulps at 1: FAPAR near 0 moved by
 4.8e-7 between two runs on this machine under load; reflectance, sigma0 and biomass are
 O(1e-3..1e3), so a real change still shows)."""
+SCALE_ATOL = 1e-6
+"""...and at least this fraction of the array's largest value (~16 float32 ulps of it): a
+network's de-normalised output carries rounding noise of that absolute size at every
+pixel, so near-zero pixels of a large-scale variable cannot be compared relatively (canopy
+chlorophyll content, up to ~370, moved 1.5e-5 at a pixel of 0.044 when the simulated
+input reflectances moved <= 5e-7 from a reordered float32 GEMM)."""
+
+
+def _atol(want: np.ndarray) -> float:
+    finite = np.abs(want[np.isfinite(want)])
+    return max(ATOL, SCALE_ATOL * float(finite.max(initial=0.0)))
 
 
 def _worst(got: np.ndarray, want: np.ndarray) -> str:
@@ -34,7 +45,7 @@ def test_accessor_outputs_match_the_recorded_ones():
     differ = {
         k: _worst(got[k], recorded[k])
         for k in recorded.files
-        if not np.allclose(got[k], recorded[k], rtol=RTOL, atol=ATOL, equal_nan=True)
+        if not np.allclose(got[k], recorded[k], rtol=RTOL, atol=_atol(recorded[k]), equal_nan=True)
     }
     assert not differ, f"outputs changed: {differ}"
     nan_moved = [k for k in recorded.files if (np.isnan(got[k]) != np.isnan(recorded[k])).any()]
@@ -47,4 +58,4 @@ def test_the_tolerance_catches_a_small_real_change():
     recorded = np.load(STORE)
     lai = recorded["retrieve_s2/lai"]
     nudged = np.where(np.isfinite(lai), lai * 1.001 + 1e-3, lai)  # 0.1 % + 0.001 m2/m2
-    assert not np.allclose(nudged, lai, rtol=RTOL, atol=ATOL, equal_nan=True)
+    assert not np.allclose(nudged, lai, rtol=RTOL, atol=_atol(lai), equal_nan=True)
