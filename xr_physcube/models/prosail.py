@@ -24,7 +24,13 @@ from xr_physcube.exceptions import InvalidArgumentError
 from xr_physcube.models import prospect as _prospect
 from xr_physcube.models import sail as _sail
 from xr_physcube.models._special import transmission_table
-from xr_physcube.models.prospect import LeafParameters, Prospect, ProspectVersion, leaf_optics
+from xr_physcube.models.prospect import (
+    LeafParameters,
+    Prospect,
+    ProspectVersion,
+    layer_transmission,
+    plate_optics,
+)
 from xr_physcube.models.sail import (
     AngularFactors,
     CanopyParameters,
@@ -325,7 +331,8 @@ def _spectral_core(
 
 
 def _leaf_core(scalars, contents, kspec, interface) -> tuple[torch.Tensor, torch.Tensor]:
-    optics = leaf_optics(scalars[:, 0], contents, kspec, interface)
+    tau = layer_transmission(scalars[:, 0], contents, kspec)
+    optics = plate_optics(tau, scalars[:, 0], interface)
     return optics.reflectance, optics.transmittance
 
 

@@ -155,13 +155,31 @@ def leaf_optics(
     interface: torch.Tensor,
 ) -> LeafOptics:
     """Plate model core: contents (..., n_absorbers) -> reflectance, transmittance (..., 2101)."""
-    dtype, device = contents.dtype, contents.device
-    kspec = specific_absorption.to(dtype=dtype, device=device)
-    t_alpha, r_alpha, t12, r12, t21, r21 = interface.to(dtype=dtype, device=device)
-    o = Scratch(n_layers, contents, kspec, interface)
+    tau = layer_transmission(n_layers, contents, specific_absorption)
+    return plate_optics(tau, n_layers, interface)
+
+
+def layer_transmission(
+    n_layers: torch.Tensor, contents: torch.Tensor, specific_absorption: torch.Tensor
+) -> torch.Tensor:
+    """Transmission tau(k) of one elementary layer (..., 2101), absorption k = sum of
+    contents x specific absorption coefficients / N (Jacquemoud & Baret 1990)."""
+    kspec = specific_absorption.to(dtype=contents.dtype, device=contents.device)
     n = n_layers.unsqueeze(-1)
-    k = (contents / n) @ kspec
-    tau = leaf_layer_transmission(k)
+    if torch.compiler.is_compiling():  # a sum the kernel fuses (a K = 7 GEMM is slow)
+        k = ((contents / n).unsqueeze(-1) * kspec).sum(-2)
+    else:
+        k = (contents / n) @ kspec
+    return leaf_layer_transmission(k)
+
+
+def plate_optics(tau: torch.Tensor, n_layers: torch.Tensor, interface: torch.Tensor) -> LeafOptics:
+    """Reflectance and transmittance of N plates (Stokes' equations) given the elementary
+    layer's transmission ``tau`` (..., n_wavelengths) and the interface table (6, ...)."""
+    dtype = tau.dtype
+    t_alpha, r_alpha, t12, r12, t21, r21 = interface.to(dtype=dtype, device=tau.device)
+    o = Scratch(tau, n_layers, interface)
+    n = n_layers.unsqueeze(-1)
     # Written with as few passes over (..., n_wavelengths) as possible (fused
     # multiply-adds, shared reciprocals, temporaries reused through ``o``): the eager
     # path is bound by memory traffic.
