@@ -111,11 +111,11 @@ class Prosail(nn.Module):
             computed (745 of 2101 at k = 1, exact; fewer and <= 1e-3 off for
             :data:`~xr_physcube.sensors.sentinel2.BAND_MODE_STEP`).
         compile: run the spectral core through ``torch.compile`` (one fused kernel
-            instead of ~400 elementwise passes: several times faster on CPU and GPU,
+            instead of ~200 elementwise passes: several times faster on CPU and GPU,
             after a one-off compilation of ~15–60 s per dtype/device/chunk shape; needs
             a C++ compiler on CPU). Results equal the eager path to rounding. For long
             batch runs on CPU also call :func:`xr_physcube.performance.keep_freed_memory`
-            (~1.8x more: no page faults on each chunk's temporaries).
+            (~2x more: no page faults on each chunk's temporaries).
 
     ``forward(params: ProsailParameters) -> SailReflectance``.
     """
