@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from xr_physcube.models._scratch import Scratch
+from xr_physcube.models import _special, prospect, sail
+from xr_physcube.models._scratch import Scratch, may_shortcut
 from xr_physcube.models.prosail import PROSAIL_PARAMETERS, Prosail, ProsailParameters
 from xr_physcube.models.prospect import LeafParameters, Prospect
 from xr_physcube.models.sail import _j1
@@ -89,3 +90,22 @@ def test_scratch_writes_in_place_only_without_autograd():
     assert Scratch(x).mul(y, 2.0) is not y  # the graph needs y unchanged
     with torch.no_grad():
         assert Scratch(x).mul(y, 2.0) is y
+
+
+def test_without_shortcuts_the_exact_branches_give_the_same_spectra(monkeypatch):
+    """What a GPU computes (no shortcut, no host read-back) equals the CPU shortcuts."""
+    values = _random(200, torch.float32, seed=2)
+    model = Prosail(chunk_size=64)
+    with torch.no_grad():
+        fast = model(ProsailParameters(**values))
+        for module in (_special, prospect, sail):
+            monkeypatch.setattr(module, "may_shortcut", lambda x: False)
+        exact = model(ProsailParameters(**values))
+    for got, want in zip(fast, exact, strict=True):
+        assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_shortcuts_only_eager_on_cpu_and_non_empty():
+    assert may_shortcut(torch.ones(3))
+    assert not may_shortcut(torch.ones(0))
+    assert not may_shortcut(torch.ones(3, device="meta"))

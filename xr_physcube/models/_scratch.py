@@ -60,3 +60,10 @@ class Scratch:
 
     def pow(self, a: torch.Tensor, b) -> torch.Tensor:
         return a.pow_(b) if self.inplace else a.pow(b)
+
+
+def may_shortcut(x: torch.Tensor) -> bool:
+    """Whether a data-dependent shortcut (skip an edge-case branch no value needs) is worth
+    reading a reduction back: eager, on CPU, non-empty. On a GPU that read would stall the
+    stream each chunk, and compiled code has no Python branches."""
+    return x.device.type == "cpu" and x.numel() > 0 and not torch.compiler.is_compiling()

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from xr_physcube.models._fastmath import BitTable
+from xr_physcube.models._scratch import may_shortcut
 
 _EULER_GAMMA = 0.5772156649015329
 _SERIES_TERMS = 24  # x <= 1: truncation error < 1 / (25 * 25!) ~ 3e-27
@@ -132,7 +133,7 @@ def leaf_layer_transmission(k: torch.Tensor) -> torch.Tensor:
     )
     small = torch.where(k < k_min, 1.0 - 2.0 * k, interp)
     large = k >= k_max
-    if not torch.compiler.is_compiling() and not bool(large.any()):
+    if may_shortcut(k) and not bool(large.any()):
         return small  # the usual case in eager mode; avoids denormal exp(-k) work
     k_large = torch.where(large, k, torch.full_like(k, k_max))
     inv = 1.0 / k_large
@@ -168,9 +169,10 @@ def _leaf_layer_transmission_f32(k: torch.Tensor) -> torch.Tensor:
         table = _F32_TABLE[0]  # filled by the eager transmission_table(float32) call
     else:
         table = _f32_transmission_table()
-        low, high = torch.aminmax(k.detach())
-        if bool((low >= table.lo) & (high < table.hi)):
-            return table(k)  # the usual case in eager mode: no range handling
+        if may_shortcut(k):
+            low, high = torch.aminmax(k.detach())
+            if bool((low >= table.lo) & (high < table.hi)):
+                return table(k)  # the usual case in eager mode: no range handling
     inside = (k >= table.lo) & (k < table.hi)
     interp = table(torch.where(inside, k, torch.full_like(k, table.lo)))
     return torch.where(k < table.lo, 1.0 - 2.0 * k, torch.where(inside, interp, 0.0 * k))

@@ -24,7 +24,7 @@ from torch import nn
 
 from xr_physcube._data import read_table
 from xr_physcube.exceptions import InvalidArgumentError
-from xr_physcube.models._scratch import Scratch
+from xr_physcube.models._scratch import Scratch, may_shortcut
 from xr_physcube.models._special import isotropic_interface_transmissivity, leaf_layer_transmission
 from xr_physcube.parameters import ParameterSpec, TensorParameters, as_tensors, spec_field
 from xr_physcube.validation import check_arrays
@@ -199,7 +199,7 @@ def plate_optics(tau: torch.Tensor, n_layers: torch.Tensor, interface: torch.Ten
     # (1+r+t)(1+r-t)(1-r+t)(1-r-t) = s^2 - 4p, a = (s + d) / 2r, 1/b = 2t / (2 - s + d).
     eps = 4.0 * torch.finfo(dtype).eps
     r_t = r + t
-    exact = torch.compiler.is_compiling() or r_t.numel() == 0 or bool(r_t.amax() >= 1 - eps)
+    exact = not may_shortcut(r_t) or bool(r_t.amax() >= 1 - eps)
     lossless = r_t >= 1.0 - eps if exact else None  # eager: usually no lossless wavelength
     r_s = torch.where(lossless, 0.5, r) if exact else r
     t_s = torch.where(lossless, 0.25, t) if exact else t

@@ -30,7 +30,7 @@ import torch
 
 from xr_physcube._data import read_table
 from xr_physcube.exceptions import InvalidArgumentError, OutOfRangeError
-from xr_physcube.models._scratch import Scratch
+from xr_physcube.models._scratch import Scratch, may_shortcut
 from xr_physcube.parameters import ParameterSpec, TensorParameters, spec_field
 
 LidfType = Literal["campbell", "verhoef"]
@@ -342,7 +342,7 @@ class SailReflectance(NamedTuple):
 def _j1(k, l, t, e_l, e_k, o: Scratch):
     """J1(k, l, t) = (exp(-l t) - exp(-k t)) / (k - l), with its limit for k ≈ l."""
     k_l = k - l
-    if not torch.compiler.is_compiling() and k_l.numel():
+    if may_shortcut(k_l):
         nearest = (k_l.detach() * t.detach()).abs_().amin()
         if bool(nearest > 1e-3):  # eager, the usual case: no pair near the limit
             return o.div(e_l - e_k, k_l)
