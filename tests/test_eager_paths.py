@@ -33,8 +33,10 @@ def test_no_grad_path_equals_the_autograd_path(dtype, sensor):
         sensor=None if sensor is None else Sentinel2Bands(band_step=BAND_MODE_STEP), chunk_size=64
     )
     values = _random(150, dtype)  # three chunks, the last one partial
+    before = {k: v.clone() for k, v in values.items()}
     with torch.no_grad():
         fast = model(ProsailParameters(**values))
+    assert all(torch.equal(values[k], before[k]) for k in values)  # inputs never overwritten
     leaves = {k: v.clone().requires_grad_(True) for k, v in values.items()}
     recorded = model(ProsailParameters(**leaves))
     assert recorded.reflectance.requires_grad and not fast.reflectance.requires_grad
@@ -109,3 +111,19 @@ def test_shortcuts_only_eager_on_cpu_and_non_empty():
     assert may_shortcut(torch.ones(3))
     assert not may_shortcut(torch.ones(0))
     assert not may_shortcut(torch.ones(3, device="meta"))
+
+
+def test_public_spectral_functions_leave_their_inputs_alone():
+    values = _random(8, torch.float64, seed=3)
+    leaf = Prospect("D")(LeafParameters(**{k: values[k] for k in LeafParameters.parameter_set()}))
+    rho, tau = leaf.reflectance.clone(), leaf.transmittance.clone()
+    soil = torch.full_like(rho, 0.2)
+    lidf = sail.leaf_angle_distribution("campbell", values["ala"], values["lidfa"], values["lidfb"])
+    angles = (values[k] for k in ("lai", "hspot", "tts", "tto", "psi"))
+    factors = sail.angular_factors(lidf, *angles)
+    copies = [x.clone() for x in (rho, tau, soil, *factors)]
+    with torch.no_grad():
+        sail.sail_spectral(rho, tau, soil, values["lai"], factors, values["skyl"])
+        prospect.plate_optics(tau, values["N"], Prospect("D").interface)
+    for x, copy in zip((rho, tau, soil, *factors), copies, strict=True):
+        assert torch.equal(x, copy)
