@@ -127,3 +127,15 @@ def test_public_spectral_functions_leave_their_inputs_alone():
         prospect.plate_optics(tau, values["N"], Prospect("D").interface)
     for x, copy in zip((rho, tau, soil, *factors), copies, strict=True):
         assert torch.equal(x, copy)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_plate_is_the_elementary_layer_even_when_opaque(dtype):
+    interface = Prospect("D").interface.to(dtype)
+    t_alpha, r_alpha, t12, r12, t21, r21 = interface
+    tau = torch.tensor([0.0, 1e-30, 0.3, 0.9, 1.0], dtype=dtype)[:, None].expand(5, 2101)
+    optics = prospect.plate_optics(tau, torch.ones(5, dtype=dtype), interface)
+    ta = t_alpha * tau * t21 / (1 - r21 * r21 * tau * tau)
+    assert torch.isfinite(optics.reflectance).all() and torch.isfinite(optics.transmittance).all()
+    assert torch.allclose(optics.transmittance, ta, atol=1e-6)
+    assert torch.allclose(optics.reflectance, r_alpha + r21 * tau * ta, atol=1e-6)

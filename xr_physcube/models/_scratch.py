@@ -17,7 +17,7 @@ import torch
 
 class Scratch:
     """``mul``, ``add``, ``sub``, ``div``, ``addcmul``, ``clamp_min``, ``sqrt``,
-    ``reciprocal``, ``exp``, ``pow``: the first argument may be overwritten and is
+    ``reciprocal``, ``exp``, ``log``: the first argument may be overwritten and is
     returned; ``inputs`` are the tensors gradients could flow from."""
 
     __slots__ = ("inplace",)
@@ -58,8 +58,8 @@ class Scratch:
     def exp(self, a: torch.Tensor) -> torch.Tensor:
         return a.exp_() if self.inplace else a.exp()
 
-    def pow(self, a: torch.Tensor, b) -> torch.Tensor:
-        return a.pow_(b) if self.inplace else a.pow(b)
+    def log(self, a: torch.Tensor) -> torch.Tensor:
+        return a.log_() if self.inplace else a.log()
 
 
 def may_shortcut(x: torch.Tensor) -> bool:
